@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up edgevision on a fresh Debian/Ubuntu machine: system packages, a virtualenv in .venv, the package.
+#   scripts/setup.sh demo   what the demo needs (scoring, camera, display, local runtime + mosquitto)
+#   scripts/setup.sh test   everything (all extras, dev tools, torch for the model build, Java, Chromium)
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${1:-demo}
+case "$profile" in demo|test) ;; *) echo "usage: $0 [demo|test]" >&2; exit 2 ;; esac
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+java_major() { java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -n1; }
+
+packages=()
+have mosquitto || packages+=(mosquitto)
+have openssl || packages+=(openssl)
+if [ "$profile" = test ]; then
+  have chromium || packages+=(chromium)
+  have chromedriver || packages+=(chromium-driver)
+  if ! have java || [ "$(java_major)" -lt 17 ]; then packages+=(openjdk-17-jre-headless); fi
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing system packages: ${packages[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+extras="classifier,capture,display-emulator,runtime"
+[ "$profile" = test ] && extras="dev,finetune,model-build"
+stamp=".venv/.edgevision-$profile-$(sha256sum pyproject.toml | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing Python packages (.[$extras]) into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  touch "$stamp"
+fi
+echo "setup: ready ($profile)"

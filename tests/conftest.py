@@ -1,0 +1,88 @@
+"""Fixtures shared by every test area: paths to the project and to ../shared, free ports, a real scoring service."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGEVISION_SHARED", ROOT.parent / "shared")).resolve()
+PYTHON = sys.executable
+
+
+def shared_path(relative: str) -> Path:
+    """A path under ../shared, or skip the test with the reason when the shared material is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"shared material {relative} not found under {SHARED} (set EDGEVISION_SHARED)")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+class ScoringService:
+    """A real `edgevision serve` process on a free loopback port."""
+
+    def __init__(self, model: Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [PYTHON, "-m", "edgevision", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if model is not None:
+            command += ["--model", str(model)]
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for_http(f"{self.url}/health", process=self.process)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def scoring_service() -> Iterator[ScoringService]:
+    """The real scoring service on the bundled default model, shared by the whole session."""
+    service = ScoringService()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_photos() -> list[Path]:
+    from edgevision.demo import demo_photos
+
+    return demo_photos()
