@@ -1,0 +1,22 @@
+"""Errors the service answers with: a 4xx status and a Custom Vision style `{"code", "message"}` body."""
+
+from __future__ import annotations
+
+from edgevision.errors import EdgeVisionError
+
+
+class ApiError(EdgeVisionError):
+    """A request the service refuses; `code` follows Custom Vision's error codes."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def bad_request(code: str, message: str) -> ApiError:
+    return ApiError(400, code, message)

@@ -1,0 +1,131 @@
+"""Download the image of a `/url` request: http(s) only, bounded in time and size, guarded against SSRF.
+
+Addresses are resolved once, checked, and the connection is made to the checked address (so a DNS answer
+cannot change between the check and the connection). Redirects are followed by hand and checked the same way.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from urllib.parse import urljoin, urlsplit
+
+from edgevision import __version__
+from edgevision.classifier.errors import ApiError, bad_request
+
+MAX_REDIRECTS = 3
+CHUNK = 64 * 1024
+REDIRECTS = {301, 302, 303, 307, 308}
+
+
+def fetch_image(url: str, *, max_bytes: int, timeout: float, allow_private: bool = False) -> bytes:
+    """The body at `url`, or ApiError (BadRequestImageUrl / BadRequestImageSizeBytes)."""
+    deadline = time.monotonic() + timeout
+    for _ in range(MAX_REDIRECTS + 1):
+        status, location, body = _get(url, max_bytes, deadline, allow_private)
+        if status in REDIRECTS and location:
+            url = urljoin(url, location)
+            continue
+        if not 200 <= status < 300:
+            raise bad_request("BadRequestImageUrl", f"the image URL answered HTTP {status}")
+        return body
+    raise bad_request("BadRequestImageUrl", f"the image URL redirects more than {MAX_REDIRECTS} times")
+
+
+def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tuple[int, str, bytes]:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise bad_request("BadRequestImageUrl", "the image URL must be an absolute http:// or https:// URL")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise bad_request("BadRequestImageUrl", "the image URL has an invalid port") from None
+    address = _checked_address(parts.hostname, port, allow_private)
+    try:
+        conn = _connect(parts.scheme, parts.hostname, port, address, deadline)
+        try:
+            path = parts.path or "/"
+            conn.request("GET", f"{path}?{parts.query}" if parts.query else path, headers=_HEADERS)
+            response = conn.getresponse()
+            if response.status in REDIRECTS:
+                return response.status, response.getheader("Location", ""), b""
+            if response.status >= 300:
+                return response.status, "", b""
+            return response.status, "", _read(response, conn, max_bytes, deadline)
+        finally:
+            conn.close()
+    except ApiError:
+        raise
+    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        raise bad_request("BadRequestImageUrl", f"cannot download the image URL: {reason}") from None
+
+
+_HEADERS = {"User-Agent": f"edgevision/{__version__}", "Accept": "image/*"}
+
+
+def _checked_address(host: str, port: int, allow_private: bool) -> str:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise bad_request("BadRequestImageUrl", f"cannot resolve the image URL's host {host!r}") from None
+    addresses = [info[4][0] for info in infos]
+    if not allow_private:
+        for address in addresses:
+            if not _is_public(address):
+                raise bad_request(
+                    "BadRequestImageUrl",
+                    f"the image URL's host {host!r} is a private, loopback or reserved address ({address});"
+                    " set URL_ALLOW_PRIVATE=true to allow it",
+                )
+    return addresses[0]
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+def _connect(scheme: str, host: str, port: int, address: str, deadline: float) -> http.client.HTTPConnection:
+    sock = socket.create_connection((address, port), timeout=_remaining(deadline))
+    if scheme == "https":
+        context = ssl.create_default_context()
+        sock = context.wrap_socket(sock, server_hostname=host)
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port)
+    conn.sock = sock  # already connected to the checked address; http.client will not resolve again
+    return conn
+
+
+def _read(response: http.client.HTTPResponse, conn: http.client.HTTPConnection, limit: int, deadline: float) -> bytes:
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        conn.sock.settimeout(_remaining(deadline))
+        chunk = response.read(CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "BadRequestImageSizeBytes", f"the image at the URL is larger than {limit:,} bytes")

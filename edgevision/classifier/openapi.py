@@ -1,0 +1,155 @@
+"""`GET /openapi.json`: an OpenAPI 3 description generated from the app's own routes, so it cannot drift."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+
+from edgevision import __version__
+from edgevision.classifier.settings import ClassifierSettings
+
+PARAM = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
+
+ERROR = {"$ref": "#/components/schemas/CustomVisionError"}
+SCHEMAS = {
+    "ImagePrediction": {
+        "type": "object",
+        "required": ["id", "project", "iteration", "created", "predictions"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "description": "A new id for every prediction."},
+            "project": {"type": "string", "description": "Project id from the model's metadata, else empty."},
+            "iteration": {"type": "string", "description": "Iteration id from the model's metadata, else empty."},
+            "created": {"type": "string", "format": "date-time", "description": "UTC time of the prediction."},
+            "predictions": {
+                "type": "array",
+                "description": "Sorted by probability, highest first (MAX_PREDICTIONS caps the list).",
+                "items": {"$ref": "#/components/schemas/Prediction"},
+            },
+        },
+    },
+    "Prediction": {
+        "type": "object",
+        "required": ["tagName", "probability", "tagId", "boundingBox"],
+        "properties": {
+            "tagName": {"type": "string"},
+            "probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "tagId": {"type": "string", "description": "Tag id when the model carries them, else empty."},
+            "boundingBox": {"type": "object", "nullable": True, "description": "Always null (classification)."},
+        },
+    },
+    "ImageUrl": {
+        "type": "object",
+        "required": ["url"],
+        "properties": {"url": {"type": "string", "format": "uri", "description": "http:// or https:// only."}},
+    },
+    "CustomVisionError": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "example": "BadRequestImageFormat"},
+            "message": {"type": "string"},
+        },
+    },
+}
+IMAGE_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["imageData"],
+                "properties": {"imageData": {"type": "string", "format": "binary"}},
+            }
+        },
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+URL_BODY = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImageUrl"}}}}
+PREDICTION_RESPONSES = {
+    "200": {
+        "description": "The predictions.",
+        "headers": {"X-Model-Id": {"schema": {"type": "string"}, "description": "The model that answered."}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImagePrediction"}}},
+    },
+    "400": {"description": "Bad image, URL or body.", "content": {"application/json": {"schema": ERROR}}},
+    "401": {"description": "Missing or wrong Prediction-Key.", "content": {"application/json": {"schema": ERROR}}},
+    "413": {"description": "Image over MAX_IMAGE_BYTES.", "content": {"application/json": {"schema": ERROR}}},
+    "415": {"description": "Unsupported content type.", "content": {"application/json": {"schema": ERROR}}},
+}
+SIMPLE = {
+    "index": ("Short description of the service.", "text/plain", {"type": "string"}),
+    "health": ("Model loaded: its id and description.", "application/json", {"type": "object"}),
+    "metrics": ("Prometheus metrics.", "text/plain", {"type": "string"}),
+    "openapi": ("This document.", "application/json", {"type": "object"}),
+}
+
+
+def openapi_spec(app: Flask, settings: ClassifierSettings) -> dict:
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static" or (rule.endpoint == "url" and not settings.url_enabled):
+            continue
+        path = PARAM.sub(r"{\1}", rule.rule)
+        paths[path] = {method.lower(): _operation(rule.endpoint, path, settings) for method in _methods(rule)}
+    security = [{"PredictionKey": []}] if settings.prediction_key else []
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "edgevision ImageClassifierService",
+            "version": __version__,
+            "description": "The Custom Vision export container's prediction API (also the cloud v3.0/v3.1 paths)"
+            " over an ONNX classification model.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"PredictionKey": {"type": "apiKey", "in": "header", "name": "Prediction-Key"}},
+        },
+        "security": security,
+    }
+
+
+def _methods(rule) -> list[str]:
+    return sorted(m for m in rule.methods or () if m not in {"HEAD", "OPTIONS"})
+
+
+def _operation(endpoint: str, path: str, settings: ClassifierSettings) -> dict:
+    operation_id = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_") or "root"
+    if endpoint in SIMPLE:
+        summary, mimetype, schema = SIMPLE[endpoint]
+        return {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": [],
+            "responses": {"200": {"description": "OK", "content": {mimetype: {"schema": schema}}}},
+        }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{([^}]+)}", path)
+    ]
+    parameters.append(
+        {
+            "name": "application",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Ignored.",
+        }
+    )
+    if endpoint == "detect":
+        summary = "Object detection: not supported by a classification model (400 BadRequestNotSupported)."
+    elif endpoint == "url":
+        summary = "Classify the image at a URL."
+    else:
+        summary = "Classify an image (multipart field imageData, or the raw body)."
+    if "{name}" in path and endpoint != "detect":
+        summary += " Serves the iteration published under {name} when there is one, else the default model."
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": parameters,
+        "requestBody": URL_BODY if path.endswith(("/url", "/url/nostore")) else IMAGE_BODY,
+        "responses": PREDICTION_RESPONSES,
+    }

@@ -1,0 +1,50 @@
+"""The scoring service's settings: one environment variable per field, documented by its description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+
+from edgevision.config import Settings
+from edgevision.models import DEFAULT_MAX_PIXELS
+
+MB = 1024 * 1024
+
+
+class ClassifierSettings(Settings):
+    """How `edgevision serve` (the ImageClassifierService module) listens, scores and guards its input."""
+
+    # A running server cannot move its socket or swap its thread pool from a twin patch.
+    static_fields: ClassVar[frozenset[str]] = frozenset({"host", "port", "threads"})
+
+    model_dir: Path | None = Field(
+        None,
+        description="Model folder (model.onnx + labels.txt) or .onnx file; unset = the bundled ImageNet MobileNetV2.",
+    )
+    published_dir: Path | None = Field(
+        None,
+        description="Folder of published iterations `<name>/model.onnx`, served on the"
+        " `.../classify/iterations/<name>/...` routes; unknown names fall back to the default model.",
+    )
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(80, ge=1, le=65535, description="TCP port to listen on (80 in the container).")
+    threads: int = Field(4, ge=1, le=64, description="HTTP worker threads (concurrent requests being scored).")
+    intra_op_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per inference (0 = one per core).")
+    prediction_key: SecretStr | None = Field(
+        None, description="When set, every prediction request must send this value in the `Prediction-Key` header."
+    )
+    max_image_bytes: int = Field(4 * MB, ge=1, description="Largest accepted request body / image download, bytes.")
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="Largest accepted image, width x height (checked before decoding)."
+    )
+    max_predictions: int = Field(
+        0, ge=0, description="Return at most this many predictions, highest first (0 = all, as Custom Vision)."
+    )
+    url_enabled: bool = Field(True, description="Serve the `/url` routes (the service downloads the image).")
+    url_timeout: float = Field(10.0, gt=0, le=300, description="Seconds allowed to download an image for `/url`.")
+    url_allow_private: bool = Field(
+        False,
+        description="Let `/url` fetch loopback, private, link-local and reserved addresses (off: SSRF guard).",
+    )
