@@ -1,0 +1,126 @@
+"""What the camera tells IoT Edge: `output1` results (not every frame: SEND_MODE) and `captures` events.
+
+Message shapes are the contracts in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edgevision.capture.scorer import Scored
+from edgevision.capture.settings import CaptureSettings, SendMode
+from edgevision.capture.sources import Frame
+from edgevision.hub import Hub
+
+RESULTS_OUTPUT = "output1"
+CAPTURES_OUTPUT = "captures"
+
+
+class SendPolicy:
+    """Decides which scored frames become `output1` messages.
+
+    - `every`: each frame, but never two messages closer than MIN_SEND_INTERVAL;
+    - `on-change`: when the top tag differs from the last one *sent* (so a change held back by the minimum
+      interval still goes out on a later frame if it lasts);
+    - `interval`: one message every SEND_INTERVAL seconds (at least MIN_SEND_INTERVAL).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last_sent_at: float | None = None
+        self._last_tag: str | None = None
+
+    def should_send(self, settings: CaptureSettings, top_tag: str) -> bool:
+        now = self._clock()
+        since = None if self._last_sent_at is None else now - self._last_sent_at
+        if since is not None and since < settings.min_send_interval:
+            return False
+        if settings.send_mode is SendMode.ON_CHANGE:
+            return top_tag != self._last_tag
+        if settings.send_mode is SendMode.INTERVAL:
+            return since is None or since >= settings.send_interval
+        return True
+
+    def sent(self, top_tag: str) -> None:
+        self._last_sent_at = self._clock()
+        self._last_tag = top_tag
+
+
+def top_n(predictions: list[dict[str, Any]], n: int, keep: str | None = None) -> list[dict[str, Any]]:
+    """The first `n` predictions (0 = all), plus the one tagged `keep` if it fell outside them."""
+    if not n or len(predictions) <= n:
+        return list(predictions)
+    kept = predictions[:n]
+    if keep and all(p["tagName"] != keep for p in kept):
+        kept += [p for p in predictions if p["tagName"] == keep][:1]
+    return kept
+
+
+def result_body(scored: Scored, frame: Frame, source: str, settings: CaptureSettings) -> dict[str, Any]:
+    """The `output1` body: the scorer's response (predictions cut to MESSAGE_TOP_N) plus what the frame was."""
+    top = scored.top or {"tagName": "", "probability": 0.0}
+    return {
+        **scored.response,
+        "predictions": top_n(scored.predictions, settings.message_top_n),
+        "topTag": top["tagName"],
+        "topProbability": float(top["probability"]),
+        "source": source,
+        "frame": frame.index,
+        "capturedAt": _iso(frame),
+        "modelId": scored.model_id,
+    }
+
+
+def result_properties(body: dict[str, Any]) -> dict[str, str]:
+    """Custom properties routes can filter on without parsing the body."""
+    return {"topTag": body["topTag"], "topProbability": f"{body['topProbability']:.6f}"}
+
+
+def sidecar(scored: Scored, frame: Frame, source: str, matched: dict[str, Any], settings: CaptureSettings) -> dict:
+    """What is stored beside a captured JPEG."""
+    top = scored.top or matched
+    height, width = frame.image.shape[:2]
+    return {
+        "capturedAt": _iso(frame),
+        "source": source,
+        "frame": frame.index,
+        "videoTime": round(frame.timestamp, 3),
+        "width": width,
+        "height": height,
+        "matchedTag": matched["tagName"],
+        "matchedProbability": float(matched["probability"]),
+        "topTag": top["tagName"],
+        "topProbability": float(top["probability"]),
+        "modelId": scored.model_id,
+        "predictions": top_n(scored.predictions, settings.message_top_n, keep=matched["tagName"]),
+    }
+
+
+def capture_event(record: dict[str, Any], file: str, sidecar_file: str) -> dict[str, Any]:
+    """The `captures` output message for one stored frame."""
+    return {
+        "event": "capture",
+        "file": file,
+        "sidecar": sidecar_file,
+        "topTag": record["topTag"],
+        "topProbability": record["topProbability"],
+        "matchedTag": record["matchedTag"],
+        "source": record["source"],
+        "frame": record["frame"],
+        "capturedAt": record["capturedAt"],
+        "modelId": record["modelId"],
+    }
+
+
+def send_result(hub: Hub, body: dict[str, Any]) -> None:
+    hub.send(RESULTS_OUTPUT, body, result_properties(body))
+
+
+def send_capture(hub: Hub, event: dict[str, Any]) -> None:
+    hub.send(CAPTURES_OUTPUT, event, {"matchedTag": event["matchedTag"], "topTag": event["topTag"]})
+
+
+def _iso(frame: Frame) -> str:
+    return frame.captured_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,170 @@
+"""The camera module's settings: the seed-004 sample's variables plus what a field camera needs.
+
+Every field is one environment variable (its name upper-cased) and one twin desired property; the effective
+values are reported back as reported properties.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+from pydantic import Field, SecretStr, field_validator
+
+from edgevision.config import Settings
+
+
+class SendMode(str, Enum):
+    """Which scored frames become `output1` messages."""
+
+    EVERY = "every"
+    ON_CHANGE = "on-change"
+    INTERVAL = "interval"
+
+
+class CaptureSettings(Settings):
+    """How `edgevision capture` (the CameraCapture module) reads, scores, reports and keeps frames."""
+
+    # The viewer's socket cannot move under a running server.
+    static_fields: ClassVar[frozenset[str]] = frozenset({"viewer_host", "viewer_port"})
+
+    # -- the seed-004 sample's variables ---------------------------------------------------------------
+    video_path: str = Field(
+        description="Camera index (`0`) or device (`/dev/video0`), video file, `rtsp://` / `http(s)://` stream,"
+        " or `picamera` for a Raspberry Pi CSI camera (needs the `picamera` extra).",
+    )
+    image_processing_endpoint: str = Field(
+        "",
+        description="Scorer URL frames are POSTed to, e.g. `http://image-classifier-service:80/image`;"
+        " empty = frames are not scored (viewer only).",
+    )
+    image_processing_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Query parameters sent with every frame: a JSON object or `k=v&k2=v2`.",
+    )
+    show_video: bool = Field(False, description="Serve the live viewer web page on VIEWER_PORT.")
+    verbose: bool = Field(False, description="Log every frame with per-stage timings.")
+    loop_video: bool = Field(
+        True, description="Restart a video file at its end; off = the module exits 0 at the end of the file."
+    )
+    convert_to_gray: bool = Field(False, description="Send grayscale frames to the scorer.")
+    resize_width: int = Field(0, ge=0, le=10000, description="Width of frames sent to the scorer (0 = keep).")
+    resize_height: int = Field(0, ge=0, le=10000, description="Height of frames sent to the scorer (0 = keep).")
+
+    # -- what users need beyond the sample -------------------------------------------------------------
+    keep_aspect_ratio: bool = Field(
+        True,
+        description="Resize within RESIZE_WIDTH x RESIZE_HEIGHT keeping the aspect ratio (one of them may be 0);"
+        " off = stretch to exactly that size.",
+    )
+    frame_rate: float = Field(
+        0.0, ge=0.0, le=1000.0, description="Score at most this many frames per second (0 = as fast as possible)."
+    )
+    play_at_file_rate: bool = Field(
+        False,
+        description="Play video files at their own frame rate like a live camera, skipping the frames the"
+        " scorer cannot keep up with; off = every frame of the file, in order, as fast as the scorer allows.",
+    )
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of frames sent and stored (1-100).")
+    request_timeout: float = Field(10.0, gt=0.0, le=300.0, description="Seconds allowed for one scorer request.")
+    prediction_key: SecretStr | None = Field(
+        None, description="Sent as the `Prediction-Key` header when the scorer requires one."
+    )
+    max_backoff: float = Field(
+        30.0, gt=0.0, le=3600.0, description="Longest wait, seconds, between retries of a failing scorer or source."
+    )
+
+    # -- reporting -------------------------------------------------------------------------------------
+    send_mode: SendMode = Field(
+        SendMode.ON_CHANGE,
+        description="`every` scored frame, `on-change` of the top tag, or every SEND_INTERVAL seconds (`interval`).",
+    )
+    send_interval: float = Field(10.0, gt=0.0, le=86400.0, description="Seconds between messages in `interval` mode.")
+    min_send_interval: float = Field(
+        1.0, ge=0.0, le=86400.0, description="Never send two `output1` messages closer than this, seconds."
+    )
+    message_top_n: int = Field(
+        5, ge=0, le=100000, description="Predictions kept in messages and sidecars, highest first (0 = all)."
+    )
+    report_interval: float = Field(
+        30.0, gt=0.0, le=86400.0, description="Seconds between reported-property updates of the counters."
+    )
+
+    # -- keep only what matters ------------------------------------------------------------------------
+    capture_tags: list[str] = Field(
+        default_factory=list,
+        description="Comma list of tags whose frames are stored (case-insensitive; `*` = any tag); empty = none.",
+    )
+    capture_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="A capture tag counts when its probability is at least this."
+    )
+    capture_dir: Path = Field(Path("captures"), description="Folder of stored frames (JPEG + sidecar JSON).")
+    capture_max_mb: float = Field(
+        1024.0, ge=0.0, description="Delete the oldest captures beyond this total size, MB (0 = no limit)."
+    )
+    capture_max_age_days: float = Field(
+        30.0, ge=0.0, description="Delete captures older than this, days (0 = keep forever)."
+    )
+    capture_cooldown: float = Field(
+        10.0,
+        ge=0.0,
+        le=86400.0,
+        description="Seconds (of video time) after storing a frame for a tag before that tag stores another.",
+    )
+
+    # -- live viewer -----------------------------------------------------------------------------------
+    viewer_host: str = Field("0.0.0.0", description="Address the live viewer listens on.")
+    viewer_port: int = Field(5012, ge=1, le=65535, description="TCP port of the live viewer.")
+
+    @field_validator("image_processing_params", mode="before")
+    @classmethod
+    def _parse_params(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return {}
+            if not text.startswith("{"):
+                return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON object: {exc}") from None
+        if isinstance(value, dict):  # query values are strings; JSON numbers/booleans keep their JSON spelling
+            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+        return value
+
+    @field_validator("capture_tags", mode="before")
+    @classmethod
+    def _split_tags(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(tag).strip() for tag in value if str(tag).strip()]
+        return value
+
+    @field_validator("image_processing_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("video_path")
+    @classmethod
+    def _check_video_path(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must name a camera, file or stream")
+        return value
+
+    def reported(self) -> dict[str, Any]:
+        data = super().reported()
+        data["CAPTURE_TAGS"] = ",".join(self.capture_tags)  # twin arrays are awkward; keep the env form
+        return data
+
+    def captures(self, tag: str) -> bool:
+        """Whether frames with `tag` are to be stored."""
+        wanted = {t.lower() for t in self.capture_tags}
+        return "*" in wanted or tag.lower() in wanted

@@ -1,0 +1,154 @@
+"""Stored frames: original-resolution JPEGs with a sidecar JSON, written atomically, pruned oldest first.
+
+Layout: `CAPTURE_DIR/YYYY-MM-DD/<UTC time>_<frame>_<tag>.jpg` + the same name with `.json`.
+
+The invariant a kill -9 at any moment keeps: a capture is a `.jpg`; every `.jpg` is complete and its sidecar
+exists. Both are written to a hidden temp file, fsynced and renamed into place, the sidecar first and the JPEG
+last; deletion goes the other way round. What a kill can leave behind is a hidden `.*.tmp` file or a sidecar
+without its JPEG, neither of which is a capture; the next start removes them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+TIME_FORMAT = "%Y%m%dT%H%M%S_%fZ"
+NAME = re.compile(r"^(\d{8}T\d{6}_\d{6}Z)_\d+_.*\.jpg$")
+TEMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True, order=True)
+class Capture:
+    """One stored frame, ordered by capture time."""
+
+    captured_at: datetime
+    jpeg: Path
+    size: int  # JPEG + sidecar, bytes
+
+    @property
+    def sidecar(self) -> Path:
+        return self.jpeg.with_suffix(".json")
+
+
+class CaptureStore:
+    """The capture folder, with retention by total size and by age (0 = no limit)."""
+
+    def __init__(self, root: Path, *, max_mb: float = 0.0, max_age_days: float = 0.0) -> None:
+        self.root = Path(root)
+        self.max_bytes = int(max_mb * MB)
+        self.max_age = timedelta(days=max_age_days) if max_age_days else None
+        self._lock = threading.Lock()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._captures: list[Capture] = self._scan()
+        self.total_bytes = sum(c.size for c in self._captures)
+
+    def __len__(self) -> int:
+        return len(self._captures)
+
+    def captures(self) -> list[Capture]:
+        """Every capture, oldest first."""
+        with self._lock:
+            return list(self._captures)
+
+    def save(self, jpeg: bytes, sidecar: dict[str, Any], *, captured_at: datetime, frame: int, tag: str) -> Capture:
+        """Store one frame atomically (sidecar, then JPEG); returns it. Retention is up to `prune`."""
+        when = captured_at.astimezone(timezone.utc)
+        folder = self.root / when.strftime("%Y-%m-%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{when.strftime(TIME_FORMAT)}_{frame:06d}_{_slug(tag)}"
+        target = folder / f"{stem}.jpg"
+        record = {**sidecar, "file": target.name}
+        text = json.dumps(record, indent=1, ensure_ascii=False).encode("utf-8")
+        _write_atomic(target.with_suffix(".json"), text)
+        _write_atomic(target, jpeg)
+        _fsync_dir(folder)
+        capture = Capture(when, target, len(jpeg) + len(text))
+        with self._lock:
+            bisect.insort(self._captures, capture)
+            self.total_bytes += capture.size
+        return capture
+
+    def prune(self, now: datetime | None = None) -> list[Capture]:
+        """Delete captures past the age limit, then the oldest until the size limit holds; returns them."""
+        now = now or datetime.now(timezone.utc)
+        removed: list[Capture] = []
+        with self._lock:
+            while self._captures and self._over_limit(self._captures[0], now):
+                capture = self._captures.pop(0)
+                self.total_bytes -= capture.size
+                removed.append(capture)
+        for capture in removed:
+            _delete(capture)
+        return removed
+
+    def _over_limit(self, oldest: Capture, now: datetime) -> bool:
+        if self.max_age is not None and oldest.captured_at < now - self.max_age:
+            return True
+        return bool(self.max_bytes) and self.total_bytes > self.max_bytes
+
+    def _scan(self) -> list[Capture]:
+        """Index what is on disk and clear what a kill left behind (temp files, sidecars without JPEG)."""
+        captures = []
+        for path in self.root.rglob("*"):
+            if not path.is_file():
+                continue
+            if path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX):
+                log.info("removing %s left by an interrupted write", path)
+                path.unlink(missing_ok=True)
+            elif path.suffix == ".json" and NAME.match(path.with_suffix(".jpg").name):
+                if not path.with_suffix(".jpg").exists():
+                    log.info("removing %s whose JPEG was never completed", path)
+                    path.unlink(missing_ok=True)
+            elif match := NAME.match(path.name):
+                when = datetime.strptime(match.group(1), TIME_FORMAT).replace(tzinfo=timezone.utc)
+                sidecar = path.with_suffix(".json")
+                size = path.stat().st_size + (sidecar.stat().st_size if sidecar.exists() else 0)
+                captures.append(Capture(when, path, size))
+        return sorted(captures)
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    temp = target.with_name(f".{target.name}{TEMP_SUFFIX}")
+    try:
+        with open(temp, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the renames themselves durable across a power cut (not needed for kill -9, cheap enough).
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _delete(capture: Capture) -> None:
+    capture.jpeg.unlink(missing_ok=True)  # JPEG first: a kill in between leaves an orphan sidecar, not a capture
+    capture.sidecar.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        capture.jpeg.parent.rmdir()  # only succeeds once the day's folder is empty
+
+
+def _slug(tag: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", tag).strip("-").lower()[:40] or "tag"

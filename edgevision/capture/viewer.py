@@ -1,0 +1,234 @@
+"""The live viewer (SHOW_VIDEO): a web page with the live frames, the current tag and probability drawn on
+them (MJPEG), and the latest captured pictures.
+
+The frame loop only hands over references; drawing and JPEG encoding happen in the viewer's threads, once per
+new frame however many browsers watch, and not at all when nobody does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from flask import Flask, Response, jsonify, render_template_string, send_from_directory
+
+from edgevision.capture.frames import encode_jpeg
+from edgevision.errors import EdgeVisionError
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "frame"
+RECENT_CAPTURES = 8
+
+
+class ViewerError(EdgeVisionError):
+    """The viewer cannot listen (port in use, bad address)."""
+
+
+class LiveView:
+    """The newest frame and its label, shared between the frame loop (writer) and the viewer (readers)."""
+
+    def __init__(self, quality: int = 80) -> None:
+        self.quality = quality
+        self._cond = threading.Condition()
+        self._image: np.ndarray | None = None
+        self._label = ""
+        self._seq = 0
+        self._encoded: tuple[int, bytes] | None = None
+        self.tag = ""
+        self.probability: float | None = None
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_CAPTURES)
+
+    def update(self, image: np.ndarray, tag: str | None = None, probability: float | None = None) -> None:
+        with self._cond:
+            self._image = image
+            if tag is not None:
+                self.tag, self.probability = tag, probability
+            self._label = f"{self.tag} {self.probability:.1%}" if self.tag and self.probability is not None else ""
+            self._seq += 1
+            self._cond.notify_all()
+
+    def add_capture(self, url: str, tag: str, probability: float, captured_at: str) -> None:
+        with self._cond:
+            self.recent.appendleft({"url": url, "tag": tag, "probability": probability, "capturedAt": captured_at})
+
+    def wait(self, after: int, timeout: float) -> tuple[int, bytes | None]:
+        """The first frame newer than `after` as annotated JPEG, or (after, None) on timeout."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seq > after and self._image is not None, timeout):
+                return after, None
+            return self._seq, self._jpeg_locked()
+
+    def jpeg(self) -> bytes | None:
+        with self._cond:
+            return self._jpeg_locked() if self._image is not None else None
+
+    def _jpeg_locked(self) -> bytes:
+        if self._encoded is None or self._encoded[0] != self._seq:
+            image = annotate(self._image, self._label)
+            self._encoded = (self._seq, encode_jpeg(image, self.quality))
+        return self._encoded[1]
+
+
+def annotate(image: np.ndarray, label: str) -> np.ndarray:
+    """A copy of `image` with `label` drawn top-left on a dark band, sized to the frame."""
+    out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if not label:
+        return out
+    scale = max(0.5, out.shape[1] / 800)
+    thickness = max(1, round(scale * 2))
+    (width, height), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = round(8 * scale)
+    cv2.rectangle(out, (0, 0), (width + 2 * pad, height + base + 2 * pad), (0, 0, 0), cv2.FILLED)
+    cv2.putText(out, label, (pad, pad + height), cv2.FONT_HERSHEY_SIMPLEX, scale, (80, 255, 80), thickness, cv2.LINE_AA)
+    return out
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgevision camera: {{ camera }}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body { font-family: system-ui, sans-serif; margin: 1rem; background: #111; color: #eee; }
+ #live { max-width: 100%; background: #222; min-width: 320px; min-height: 240px; display: block; }
+ #tag { font-size: 1.6rem; margin: .5rem 0; }
+ #captures { display: flex; flex-wrap: wrap; gap: .5rem; }
+ figure { margin: 0; } figure img { height: 120px; display: block; }
+ figcaption, #stats { font-size: .85rem; color: #aaa; }
+</style></head>
+<body>
+<h1>{{ camera }}</h1>
+<img id="live" alt="live video" width="{{ width }}" height="{{ height }}" src="/frame.jpg">
+<div id="tag">{{ label }}</div>
+<div id="stats">{{ stats }}</div>
+<h2>Latest captures</h2>
+<div id="captures">{% for c in captures %}<figure><img src="{{ c.url }}" alt="{{ c.tag }}">
+<figcaption>{{ c.tag }} {{ '%.1f' % (c.probability * 100) }}% · {{ c.capturedAt }}</figcaption></figure>
+{% else %}<p id="no-captures">none yet</p>{% endfor %}</div>
+<script>
+// Start the never-ending MJPEG stream only after the page has loaded, so "load" still fires.
+window.addEventListener("load", () => { document.getElementById("live").src = "/video.mjpg"; });
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+async function refresh() {
+  try {
+    const s = await (await fetch("/api/status")).json();
+    document.getElementById("tag").textContent = s.label;
+    document.getElementById("stats").textContent = s.summary;
+    if (s.captures.length) {
+      document.getElementById("captures").innerHTML = s.captures.map((c) =>
+        `<figure><img src="${esc(c.url)}" alt="${esc(c.tag)}"><figcaption>${esc(c.tag)} ` +
+        `${(c.probability * 100).toFixed(1)}% · ${esc(c.capturedAt)}</figcaption></figure>`).join("");
+    }
+  } catch (e) { /* the module restarts: keep the last view */ }
+}
+setInterval(refresh, 1000);
+</script>
+</body></html>
+"""
+
+
+def create_app(view: LiveView, status: Callable[[], dict[str, Any]], capture_root: Callable[[], Path]) -> Flask:
+    """The viewer application: `/`, `/video.mjpg`, `/frame.jpg`, `/api/status`, `/captures/<file>`."""
+    app = Flask(__name__)
+
+    def snapshot() -> dict[str, Any]:
+        data = status()
+        label = f"{view.tag} {view.probability:.1%}" if view.tag and view.probability is not None else "no result yet"
+        data["label"] = label
+        data["tag"] = view.tag
+        data["probability"] = view.probability
+        data["captures"] = list(view.recent)
+        return data
+
+    @app.get("/")
+    def index() -> str:
+        data = snapshot()
+        image = view._image
+        height, width = image.shape[:2] if image is not None else (480, 640)
+        return render_template_string(
+            PAGE,
+            camera=data.get("source", ""),
+            label=data["label"],
+            stats=data.get("summary", ""),
+            captures=data["captures"],
+            width=width,
+            height=height,
+        )
+
+    @app.get("/api/status")
+    def api_status() -> Response:
+        return jsonify(snapshot())
+
+    @app.get("/frame.jpg")
+    def frame() -> Response:
+        data = view.jpeg()
+        if data is None:
+            return Response(status=204)
+        return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/video.mjpg")
+    def video() -> Response:
+        return Response(
+            _mjpeg(view),
+            mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get("/captures/<path:name>")
+    def captured(name: str) -> Response:
+        return send_from_directory(capture_root(), name, max_age=3600)
+
+    @app.errorhandler(404)
+    def not_found(_: Exception) -> tuple[Response, int]:
+        return jsonify(code="NotFound", message="no such page"), 404
+
+    return app
+
+
+def _mjpeg(view: LiveView) -> Iterator[bytes]:
+    seq = 0
+    last_sent = time.monotonic()
+    while True:
+        seq, data = view.wait(seq, timeout=5.0)
+        if data is None:
+            if time.monotonic() - last_sent < 30:
+                continue
+            data = view.jpeg()  # a paused source: resend now and then so proxies keep the stream open
+            if data is None:
+                continue
+        last_sent = time.monotonic()
+        yield (
+            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n"
+        )
+
+
+class ViewerServer:
+    """The viewer on waitress in a daemon thread."""
+
+    def __init__(self, app: Flask, host: str, port: int) -> None:
+        from waitress.server import create_server
+
+        try:
+            self._server = create_server(app, host=host, port=port, threads=8, ident="edgevision-capture")
+        except OSError as exc:
+            raise ViewerError(f"VIEWER_PORT: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self.port = port
+        self._thread = threading.Thread(target=self._serve, name="capture-viewer", daemon=True)
+        self._thread.start()
+        log.info("live viewer on http://%s:%d/", "localhost" if host in {"0.0.0.0", "::"} else host, port)
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except Exception as exc:  # closing the sockets under the loop ends it this way
+            log.debug("viewer stopped: %s", exc)
+
+    def close(self) -> None:
+        self._server.close()
+        self._thread.join(2)
