@@ -135,10 +135,10 @@ class EdgeHub(Hub):
 
     @classmethod
     def from_environment(cls, module: str) -> EdgeHub:
-        from azure.iot.device import ModuleClient
+        from azure.iot.device import IoTHubModuleClient
 
         try:
-            client = ModuleClient.create_from_edge_environment()
+            client = IoTHubModuleClient.create_from_edge_environment()
         except Exception as exc:  # the SDK raises several types for a bad environment
             raise HubError(f"cannot create the IoT Edge module client: {exc}") from None
         return cls(module, client)

@@ -1,0 +1,82 @@
+"""`edgevision run [MANIFEST] [--duration S] [--out DIR]`: the deployment on this machine (the demo by default)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run a deployment manifest locally: brokers, routes, twins and modules (no Azure, no Docker)",
+        description="Run an IoT Edge deployment manifest (template or expanded) on this machine. With no"
+        " manifest, runs the demo: the bundled photos through camera, scorer and display.",
+    )
+    run.add_argument(
+        "manifest", nargs="?", type=Path, help="deployment.template.json or an expanded manifest (default: the demo)"
+    )
+    run.add_argument(
+        "--duration",
+        type=float,
+        help="stop after this many seconds (default: until Ctrl-C or every finite module has finished)",
+    )
+    run.add_argument("--out", type=Path, help="folder for every artefact of the run (default: edgevision-runs/<time>)")
+    run.add_argument(
+        "--env-file", type=Path, help=".env file for template variables (default: the one beside the manifest)"
+    )
+    run.add_argument("--device-id", default="edgevision-local", help="device id the modules see (default: %(default)s)")
+    run.add_argument(
+        "--image", action="append", default=[], metavar="IMAGE=COMMAND", help="run IMAGE with COMMAND (repeatable)"
+    )
+    run.add_argument(
+        "--set", action="append", default=[], metavar="VAR=VALUE", help="template variable (repeatable; wins over .env)"
+    )
+    run.add_argument("--check", action="store_true", help="only validate the manifest and exit")
+    run.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from edgevision.runtime.runner import RunOptions, Runtime, default_out, image_overrides
+
+    variables = {}
+    for pair in args.set:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            from edgevision.runtime.manifest import ManifestError
+
+            raise ManifestError([f"--set {pair!r}: expected VAR=VALUE"])
+        variables[key.strip()] = value
+    out = args.out or default_out()
+    if args.manifest is None:
+        from edgevision.runtime.demo import prepare_demo
+
+        manifest, demo_variables = prepare_demo(out)
+        variables = {**demo_variables, **variables}
+    else:
+        manifest = args.manifest
+    options = RunOptions(
+        manifest=manifest,
+        out=out,
+        duration=args.duration,
+        device_id=args.device_id,
+        env_file=args.env_file,
+        images=image_overrides(args.image),
+        variables=variables,
+    )
+    runtime = Runtime(options)
+    if args.check:
+        deployment = runtime.check()
+        modules = ", ".join(deployment.modules)
+        print(f"{manifest}: OK: {len(deployment.modules)} modules ({modules}), {len(deployment.routes)} routes")
+        return 0
+    code = runtime.run()
+    print(f"\nrun folder: {out.resolve()}")
+    print(f"  upstream log: {(out / 'upstream.jsonl').resolve()}")
+    for name in ("captures", "display"):
+        if (out / name).is_dir():
+            print(
+                f"  {name}: {(out / name).resolve()} ({sum(1 for p in (out / name).rglob('*') if p.is_file())} files)"
+            )
+    print(f"  logs: {(out / 'logs').resolve()}")
+    return code

@@ -1,0 +1,350 @@
+"""Deployment manifests: the template (`deployment.template.json` with `${MODULES.X}` and `$VAR`/`${VAR}`
+placeholders) or an expanded manifest (`deployment.amd64.json`, or `az iot edge` format with `content`).
+
+Everything is checked before anything starts; each problem names the file, the line and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgevision.errors import EdgeVisionError
+from edgevision.runtime.images import ImageError, LocalImage, resolve_image
+from edgevision.runtime.routes import Route, RouteError, parse_route
+
+RESTART_POLICIES = ("never", "on-failure", "on-unhealthy", "always")
+STATUSES = ("running", "stopped")
+DEFAULT_STARTUP_ORDER = 4294967295  # IoT Edge's default: after every module that has one
+# `$name` words of IoT Edge manifests that are not template variables.
+RESERVED = {"edgeAgent", "edgeHub", "upstream", "body", "schema", "version", "metadata"}
+
+
+class ManifestError(EdgeVisionError):
+    """The manifest cannot run: every problem with its file, line and reason."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass
+class ModuleSpec:
+    """One custom module of `$edgeAgent`."""
+
+    name: str
+    image: str
+    local: LocalImage
+    env: dict[str, str] = field(default_factory=dict)
+    restart_policy: str = "always"
+    status: str = "running"
+    startup_order: int = DEFAULT_STARTUP_ORDER
+    binds: list[tuple[str, str]] = field(default_factory=list)  # (host path, container path)
+
+
+@dataclass
+class Deployment:
+    """What the runtime runs: modules, routes of `$edgeHub` and each module twin's desired properties."""
+
+    source: str
+    modules: dict[str, ModuleSpec]
+    routes: list[Route]
+    desired: dict[str, dict[str, Any]]
+    time_to_live: int | None = None
+
+    def ordered_modules(self) -> list[ModuleSpec]:
+        return sorted(self.modules.values(), key=lambda m: (m.startup_order, m.name))
+
+
+# -- variables -----------------------------------------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """A `.env` file as iotedgedev reads it: `KEY=VALUE` lines, `#` comments, optional quotes and `export`."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].strip()
+        key, sep, value = line.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
+            raise ManifestError([f"{path}:{number}: expected KEY=VALUE"])
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def template_variables(
+    manifest: Path | None, env_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Variables for placeholders: the `.env` file (default: beside the manifest), overridden by the environment."""
+    values: dict[str, str] = {}
+    if env_file is None and manifest is not None and (manifest.parent / ".env").is_file():
+        env_file = manifest.parent / ".env"
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ManifestError([f"{env_file}: env file not found"])
+        values.update(read_env_file(env_file))
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expand(text: str, variables: Mapping[str, str], source: str) -> str:
+    """Replace `${VAR}` (must be defined) and `$VAR` (when defined; `$edgeHub` and friends stay) placeholders.
+    `${MODULES.X...}` is left for the image table. Lines are kept, so errors still point at the file's lines."""
+    problems: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        braced, bare = match.group(1), match.group(2)
+        if braced is not None:
+            name = braced.strip()
+            if name.startswith("MODULES.") or name.startswith("MODULEDIR<"):
+                return match.group(0)
+            if name in variables:
+                return variables[name]
+            line, column = _position(text, match.start())
+            problems.append(f"{source}:{line}:{column}: variable {name} is not defined (in .env or the environment)")
+            return match.group(0)
+        if bare in RESERVED or bare not in variables:
+            return match.group(0)
+        return variables[bare]
+
+    expanded = _PLACEHOLDER.sub(replace, text)
+    if problems:
+        raise ManifestError(problems)
+    return expanded
+
+
+# -- parsing -------------------------------------------------------------------------------------------------
+
+
+def load(
+    path: Path,
+    variables: Mapping[str, str] | None = None,
+    images: Mapping[str, Sequence[str]] | None = None,
+) -> Deployment:
+    """Read, expand and check a manifest file; ManifestError lists every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError([f"{path}: cannot read the manifest: {exc.strerror or exc}"]) from None
+    if variables is None:
+        variables = template_variables(path)
+    return parse(text, str(path), variables, images)
+
+
+def parse(
+    text: str,
+    source: str = "manifest",
+    variables: Mapping[str, str] | None = None,
+    images: Mapping[str, Sequence[str]] | None = None,
+) -> Deployment:
+    text = expand(text, variables or {}, source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError([f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
+    return _Checker(text, source, images).deployment(data)
+
+
+class _Checker:
+    """Walks the parsed manifest, collecting problems with the line of the key they concern."""
+
+    def __init__(self, text: str, source: str, images: Mapping[str, Sequence[str]] | None) -> None:
+        self.text = text
+        self.source = source
+        self.images = images
+        self.problems: list[str] = []
+
+    def problem(self, keys: Sequence[str], reason: str, column_offset: int | None = None) -> None:
+        line, column = _locate(self.text, keys, column_offset)
+        where = f"{self.source}:{line}" + (f":{column}" if column_offset is not None else "")
+        self.problems.append(f"{where}: {reason}")
+
+    def deployment(self, data: Any) -> Deployment:
+        content = data.get("content", data) if isinstance(data, dict) else None
+        modules_content = content.get("modulesContent") if isinstance(content, dict) else None
+        if not isinstance(modules_content, dict):
+            raise ManifestError([f"{self.source}:1: not a deployment manifest: no modulesContent object"])
+        agent = self._desired(modules_content, "$edgeAgent")
+        hub = self._desired(modules_content, "$edgeHub")
+        if self.problems:
+            raise ManifestError(self.problems)
+        modules = self._modules(agent.get("modules") or {})
+        routes = self._routes(hub.get("routes") or {}, modules)
+        desired = self._twins(modules_content, modules)
+        ttl = (hub.get("storeAndForwardConfiguration") or {}).get("timeToLiveSecs")
+        if not modules and not self.problems:
+            self.problem(["$edgeAgent"], "no modules to run in $edgeAgent's modules")
+        if self.problems:
+            raise ManifestError(self.problems)
+        return Deployment(self.source, modules, routes, desired, ttl if isinstance(ttl, int) else None)
+
+    def _desired(self, modules_content: dict[str, Any], name: str) -> dict[str, Any]:
+        entry = modules_content.get(name)
+        desired = entry.get("properties.desired") if isinstance(entry, dict) else None
+        if not isinstance(desired, dict):
+            self.problem([name] if entry is not None else [], f'missing "{name}": {{"properties.desired": {{...}}}}')
+            return {}
+        return desired
+
+    def _modules(self, raw: Any) -> dict[str, ModuleSpec]:
+        modules: dict[str, ModuleSpec] = {}
+        if not isinstance(raw, dict):
+            self.problem(["$edgeAgent", '"modules"'], "$edgeAgent modules must be an object")
+            return modules
+        for name, spec in raw.items():
+            where = ["$edgeAgent", '"modules"', name]
+            if not isinstance(spec, dict):
+                self.problem(where, f"module {name}: expected an object")
+                continue
+            module = self._module(name, spec, where)
+            if module is not None:
+                modules[name] = module
+        return modules
+
+    def _module(self, name: str, spec: dict[str, Any], where: list[str]) -> ModuleSpec | None:
+        settings = spec.get("settings") if isinstance(spec.get("settings"), dict) else {}
+        image = settings.get("image")
+        if not isinstance(image, str) or not image.strip():
+            self.problem(where, f"module {name}: settings.image is missing")
+            return None
+        try:
+            local = resolve_image(image, self.images)
+        except ImageError as exc:
+            self.problem([*where, '"image"'], f"module {name}: {exc}")
+            return None
+        policy = spec.get("restartPolicy", "always")
+        if policy not in RESTART_POLICIES:
+            self.problem(
+                [*where, '"restartPolicy"'],
+                f"module {name}: restartPolicy {policy!r} is not one of {', '.join(RESTART_POLICIES)}",
+            )
+        status = spec.get("status", "running")
+        if status not in STATUSES:
+            self.problem([*where, '"status"'], f"module {name}: status {status!r} is not one of {', '.join(STATUSES)}")
+        order = spec.get("startupOrder", DEFAULT_STARTUP_ORDER)
+        if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+            self.problem([*where, '"startupOrder"'], f"module {name}: startupOrder must be a non-negative integer")
+            order = DEFAULT_STARTUP_ORDER
+        create = self._create_options(name, settings, where)
+        env = self._env(name, spec.get("env") or {}, create, where)
+        binds = self._binds(name, create, where)
+        return ModuleSpec(name, image, local, env, policy, status, order, binds)
+
+    def _create_options(self, name: str, settings: dict[str, Any], where: list[str]) -> dict[str, Any]:
+        raw = settings.get("createOptions") or {}
+        if isinstance(raw, str):  # expanded manifests carry createOptions as a JSON string (maybe split)
+            extra = "".join(str(settings[k]) for k in sorted(settings) if re.fullmatch(r"createOptions\d+", k))
+            try:
+                raw = json.loads(raw + extra) if (raw + extra).strip() else {}
+            except ValueError as exc:
+                self.problem([*where, '"createOptions"'], f"module {name}: createOptions is not JSON: {exc}")
+                return {}
+        if not isinstance(raw, dict):
+            self.problem([*where, '"createOptions"'], f"module {name}: createOptions must be an object")
+            return {}
+        return raw
+
+    def _env(self, name: str, raw: Any, create: dict[str, Any], where: list[str]) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for item in create.get("Env") or []:  # Docker's own form, overridden by the manifest's env
+            key, _, value = str(item).partition("=")
+            env[key] = value
+        if not isinstance(raw, dict):
+            self.problem([*where, '"env"'], f'module {name}: env must be an object of {{"VAR": {{"value": ...}}}}')
+            return env
+        for var, entry in raw.items():
+            value = entry.get("value") if isinstance(entry, dict) else None
+            if value is None:
+                self.problem(
+                    [*where, '"env"', var], f'module {name}: env {var} has no value (expected {{"value": ...}})'
+                )
+                continue
+            env[var] = value if isinstance(value, str) else json.dumps(value)
+        return env
+
+    def _binds(self, name: str, create: dict[str, Any], where: list[str]) -> list[tuple[str, str]]:
+        binds = []
+        for bind in (create.get("HostConfig") or {}).get("Binds") or []:
+            parts = str(bind).split(":")
+            if len(parts) < 2 or not parts[1].startswith("/"):
+                self.problem([*where, '"Binds"'], f"module {name}: bind {bind!r} is not HOST:/CONTAINER_PATH[:ro]")
+                continue
+            binds.append((parts[0], parts[1]))
+        return binds
+
+    def _routes(self, raw: Any, modules: dict[str, ModuleSpec]) -> list[Route]:
+        routes: list[Route] = []
+        if not isinstance(raw, dict):
+            self.problem(["$edgeHub", '"routes"'], "$edgeHub routes must be an object")
+            return routes
+        for name, value in raw.items():
+            where = ["$edgeHub", '"routes"', name]
+            spec = value if isinstance(value, dict) else {"route": value}
+            text = spec.get("route")
+            if not isinstance(text, str):
+                self.problem(where, f'route {name}: expected a string or {{"route": ...}}')
+                continue
+            try:
+                route = parse_route(
+                    name, text, priority=int(spec.get("priority", 0)), time_to_live=spec.get("timeToLiveSecs")
+                )
+            except RouteError as exc:
+                self.problem([*where, text], f"route {name}: {exc}", len(json.dumps(text[: exc.position - 1])) - 2)
+                continue
+            for module in sorted(route.modules() - set(modules)):
+                self.problem(
+                    where, f"route {name}: unknown module {module!r} (modules: {', '.join(sorted(modules)) or 'none'})"
+                )
+            routes.append(route)
+        return routes
+
+    def _twins(self, modules_content: dict[str, Any], modules: dict[str, ModuleSpec]) -> dict[str, dict[str, Any]]:
+        desired: dict[str, dict[str, Any]] = {name: {} for name in modules}
+        for key, entry in modules_content.items():
+            if key in ("$edgeAgent", "$edgeHub"):
+                continue
+            name = key[1:] if key.startswith("$") and key[1:] in modules else key
+            if name not in modules:
+                self.problem([key], f"twin {key!r} is for a module that is not in $edgeAgent's modules")
+                continue
+            properties = entry.get("properties.desired") if isinstance(entry, dict) else None
+            if not isinstance(properties, dict):
+                self.problem([key], f'twin {key!r}: expected {{"properties.desired": {{...}}}}')
+                continue
+            desired[name] = properties
+        return desired
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _locate(text: str, keys: Sequence[str], column_offset: int | None = None) -> tuple[int, int]:
+    """Line (and column) of the last of `keys` found one after the other as JSON strings in `text`."""
+    index = 0
+    for key in keys:
+        needle = key if key.startswith('"') else json.dumps(key)[1:-1]
+        found = text.find(f'"{needle}"' if not key.startswith('"') else needle, index)
+        if found < 0:
+            break
+        index = found
+    if column_offset is not None:
+        index += 1 + column_offset  # inside the string literal: skip its opening quote
+    return _position(text, index)

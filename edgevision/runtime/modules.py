@@ -1,0 +1,119 @@
+"""Module processes: started with their manifest environment, logs prefixed by name, restarted by policy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgevision.runtime.console import Console
+from edgevision.runtime.manifest import ModuleSpec
+
+# How long a module must run before its restart back-off starts again from the first delay.
+STABLE_AFTER = 60.0
+
+
+@dataclass
+class RestartPolicy:
+    """edgeAgent's restart policies; the delay doubles with each restart in a row, up to `max_delay`."""
+
+    delay: float = 1.0
+    max_delay: float = 30.0
+
+    @staticmethod
+    def wants_restart(policy: str, exit_code: int) -> bool:
+        if policy == "always":
+            return True
+        if policy in ("on-failure", "on-unhealthy"):  # no health checks locally: unhealthy = crashed
+            return exit_code != 0
+        return False
+
+    def backoff(self, restarts_in_a_row: int) -> float:
+        return min(self.delay * 2 ** max(restarts_in_a_row - 1, 0), self.max_delay)
+
+
+class ModuleProcess:
+    """One module as a process in its own process group (so stopping it stops its children too)."""
+
+    def __init__(self, spec: ModuleSpec, env: dict[str, str], log_path: Path, console: Console) -> None:
+        self.spec = spec
+        self.env = env
+        self.log_path = log_path
+        self.console = console
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.restarts = 0
+        self.in_a_row = 0
+        self.exit_code: int | None = None
+        self.restart_at: float | None = None  # set while waiting out a back-off
+        self.finished = False  # exited and will not be restarted
+        self._reader: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def status(self) -> str:
+        if self.process is not None and self.process.poll() is None:
+            return "running"
+        if self.restart_at is not None:
+            return "backoff"
+        return "exited" if self.process is not None else "stopped"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            list(self.spec.local.command),
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started_at = time.monotonic()
+        self.exit_code = None
+        self.restart_at = None
+        self._reader = threading.Thread(target=self._pump, args=(self.process,), name=f"{self.name}-log", daemon=True)
+        self._reader.start()
+
+    def _pump(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        with open(self.log_path, "ab") as log:
+            for raw in process.stdout:
+                log.write(raw)
+                log.flush()
+                self.console.line(self.name, raw.decode("utf-8", "replace"))
+
+    def poll(self) -> int | None:
+        """The exit code once the process has ended (None while it runs or before it starts)."""
+        if self.process is None:
+            return None
+        return self.process.poll()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.process.wait()
+        if self._reader is not None:
+            self._reader.join(2)
+        self.restart_at = None
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)  # type: ignore[union-attr]

@@ -1,0 +1,430 @@
+"""`edgevision run`: a deployment manifest on one machine: brokers, workload API, routes, twins, modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgevision.runtime import certs, manifest
+from edgevision.runtime.broker import ModuleBroker, find_mosquitto, free_addresses
+from edgevision.runtime.console import Console
+from edgevision.runtime.manifest import Deployment, ModuleSpec
+from edgevision.runtime.modules import STABLE_AFTER, ModuleProcess, RestartPolicy
+from edgevision.runtime.router import Router, UpstreamLog
+from edgevision.runtime.twins import TwinStore
+from edgevision.runtime.workload import API_VERSION, WorkloadAPI
+
+# Host variables a module process inherits; everything else comes from the manifest, as in a container.
+PASS_THROUGH = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "SSL_CERT_FILE",
+    "OMP_NUM_THREADS",
+    "EDGEVISION_SHARED",
+)
+
+
+class RunOptions(BaseModel):
+    """What `edgevision run` was asked to do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: Path = Field(description="Deployment manifest or template to run.")
+    out: Path = Field(description="Folder that keeps every artefact of the run.")
+    duration: float | None = Field(None, gt=0, description="Stop after this many seconds (None = until Ctrl-C).")
+    device_id: str = Field("edgevision-local", description="Device id the modules see (IOTEDGE_DEVICEID).")
+    env_file: Path | None = Field(
+        None, description="`.env` file for template variables (default: beside the manifest)."
+    )
+    images: dict[str, list[str]] = Field(default_factory=dict, description="Extra image -> command mappings.")
+    variables: dict[str, str] = Field(
+        default_factory=dict, description="Template variables set by the caller (win over .env and the environment)."
+    )
+    restart_delay: float = Field(
+        1.0, gt=0, description="First restart back-off, seconds; doubles per restart in a row."
+    )
+    max_restart_delay: float = Field(30.0, gt=0, description="Longest restart back-off, seconds.")
+    stop_timeout: float = Field(10.0, gt=0, description="Seconds a module gets to exit after SIGTERM before SIGKILL.")
+    drain: float = Field(3.0, ge=0, description="Seconds messages get to settle once every finite module has finished.")
+    watch: bool = Field(True, description="Push desired-property changes when the manifest file changes.")
+
+
+class Runtime:
+    """One run. `check()` validates without starting anything; `run()` starts, supervises and stops it all."""
+
+    def __init__(self, options: RunOptions, console: Console | None = None) -> None:
+        self.options = options
+        self.out = options.out.resolve()
+        self.console = console or Console()
+        self.deployment: Deployment | None = None
+        self.brokers: dict[str, ModuleBroker] = {}
+        self.modules: dict[str, ModuleProcess] = {}
+        self.ports: dict[str, dict[str, int]] = {}
+        self.router: Router | None = None
+        self.workload: WorkloadAPI | None = None
+        self._stop = threading.Event()
+        self._manifest_stamp: tuple[float, int] | None = None
+        self._scratch: Path | None = None
+
+    # -- checking -----------------------------------------------------------------------------------------
+
+    def variables(self) -> dict[str, str]:
+        values = manifest.template_variables(self.options.manifest, self.options.env_file)
+        values["EDGEVISION_RUN_DIR"] = str(self.out)
+        values.update(self.options.variables)
+        return values
+
+    def check(self) -> Deployment:
+        """Load and validate the manifest; nothing is started. ManifestError lists every problem."""
+        return manifest.load(self.options.manifest, self.variables(), self.options.images)
+
+    # -- running ------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask a running `run()` to stop (thread-safe)."""
+        self._stop.set()
+
+    def run(self) -> int:
+        mosquitto = find_mosquitto()
+        self.deployment = self.check()
+        self._manifest_stamp = self._stamp()
+        self._prepare_out()
+        previous = self._install_signals()
+        try:
+            self._start(mosquitto)
+            code = self._supervise()
+        except KeyboardInterrupt:
+            self.console.line("runtime", "interrupted: stopping")
+            code = 130
+        finally:
+            self._shutdown()
+            self._restore_signals(previous)
+        return code
+
+    def _prepare_out(self) -> None:
+        for name in ("logs", "twins"):
+            shutil.rmtree(self.out / name, ignore_errors=True)
+        (self.out / "logs").mkdir(parents=True, exist_ok=True)
+        (self.out / "upstream.jsonl").unlink(missing_ok=True)
+        # Unix socket paths must stay short (108 bytes): the socket and broker state live in a temp folder.
+        self._scratch = Path(tempfile.mkdtemp(prefix="edgevision-run-"))
+
+    def _start(self, mosquitto: str) -> None:
+        assert self.deployment is not None and self._scratch is not None
+        deployment = self.deployment
+        names = list(deployment.modules)
+        self.console.widen([*names, "runtime", "upstream"])
+        addresses = dict(zip(names, free_addresses(len(names)), strict=True))
+        self.console.line(
+            "runtime", f"manifest {deployment.source}: {len(names)} modules, {len(deployment.routes)} routes"
+        )
+        certificates = certs.generate(self._scratch / "certs", list(addresses.values()))
+        shutil.copy(certificates.ca, self.out / "ca.pem")
+
+        self.workload = WorkloadAPI(self._scratch / "workload.sock", certificates.ca_pem())
+        self.workload.start()
+        for name, address in addresses.items():
+            broker = ModuleBroker(
+                name,
+                address,
+                certificates,
+                self._scratch / "brokers" / name,
+                self.out / "logs" / "brokers" / f"{name}.log",
+                mosquitto,
+            )
+            broker.start()
+            self.brokers[name] = broker
+        self.console.line("runtime", "brokers: " + ", ".join(f"{n} mqtts://{a}:8883" for n, a in addresses.items()))
+
+        twins = TwinStore(self.out / "twins")
+        for name in names:
+            twins.add(name, deployment.desired.get(name, {}))
+        upstream = UpstreamLog(self.out / "upstream.jsonl", self.console)
+        self.router = Router(self.options.device_id, deployment.routes, twins, upstream, certificates.ca, self.console)
+        for name, address in addresses.items():
+            self.router.add_module(name, address)
+        self.router.start()
+
+        environments = self._environments(deployment, addresses)
+        for spec in deployment.ordered_modules():
+            process = ModuleProcess(spec, environments[spec.name], self.out / "logs" / f"{spec.name}.log", self.console)
+            self.modules[spec.name] = process
+            if spec.status == "running":
+                process.start()
+                self.console.line(
+                    "runtime", f"started {spec.name} (pid {process.pid}): {' '.join(spec.local.command[-3:])}"
+                )
+            else:
+                self.console.line("runtime", f"{spec.name} has status {spec.status}: not started")
+        self._write_state()
+
+    def _environments(self, deployment: Deployment, addresses: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        assert self.workload is not None
+        # Servers inside containers listen on fixed ports; locally each gets a free loopback port.
+        for spec in deployment.modules.values():
+            self.ports[spec.name] = {}
+            for listener in spec.local.listeners:
+                self.ports[spec.name][listener.port_env] = _free_port()
+        environments = {}
+        for spec in deployment.modules.values():
+            env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+            env.update(self._local_values(spec, deployment))
+            for listener in spec.local.listeners:
+                env[listener.host_env] = "127.0.0.1"
+                env[listener.port_env] = str(self.ports[spec.name][listener.port_env])
+            env.update(
+                IOTEDGE_IOTHUBHOSTNAME=f"{self.options.device_id}.local.azure-devices.net",
+                IOTEDGE_DEVICEID=self.options.device_id,
+                IOTEDGE_MODULEID=spec.name,
+                IOTEDGE_GATEWAYHOSTNAME=addresses[spec.name],
+                IOTEDGE_MODULEGENERATIONID=self.workload.add_module(spec.name),
+                IOTEDGE_WORKLOADURI=self.workload.uri,
+                IOTEDGE_APIVERSION=API_VERSION,
+                IOTEDGE_AUTHSCHEME="sasToken",
+                PYTHONUNBUFFERED="1",
+            )
+            environments[spec.name] = env
+        return environments
+
+    def _local_values(self, spec: ModuleSpec, deployment: Deployment) -> dict[str, str]:
+        """The manifest's env with container-only names made local: `http://<module>[:port]` -> the module's
+        loopback port, bind-mounted container paths -> folders under the run's out folder."""
+        rewrites: list[tuple[re.Pattern[str], str]] = []
+        for other in deployment.modules.values():
+            for listener in other.local.listeners:
+                port = self.ports[other.name][listener.port_env]
+                implicit = "?" if listener.container_port == 80 else ""
+                pattern = re.compile(
+                    rf"(https?)://{re.escape(other.name)}(:{listener.container_port}){implicit}(?=[/?#]|$)"
+                )
+                rewrites.append((pattern, f"http://127.0.0.1:{port}"))
+        env = {}
+        for key, value in spec.env.items():
+            for pattern, replacement in rewrites:
+                value = pattern.sub(replacement, value)
+            for _, container in spec.binds:
+                local = self.out / (Path(container).name or "volume")
+                if value == container or value.startswith(container.rstrip("/") + "/"):
+                    local.mkdir(parents=True, exist_ok=True)
+                    value = str(local) + value[len(container.rstrip("/")) :]
+            env[key] = value
+        return env
+
+    # -- supervising --------------------------------------------------------------------------------------
+
+    def _supervise(self) -> int:
+        deadline = time.monotonic() + self.options.duration if self.options.duration else None
+        policy = RestartPolicy(self.options.restart_delay, self.options.max_restart_delay)
+        finished_at: float | None = None
+        next_manifest_check = time.monotonic() + 1
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                self.console.line("runtime", f"--duration {self.options.duration:g} s elapsed: stopping")
+                break
+            self._check_brokers()
+            changed = self._check_modules(policy, now)
+            if changed:
+                self._write_state()
+            if self.options.watch and now >= next_manifest_check:
+                next_manifest_check = now + 1
+                self._check_manifest()
+            if finished_at is None and self._all_finite_finished():
+                finished_at = now
+                self.console.line(
+                    "runtime", f"every module that can finish has finished: stopping in {self.options.drain:g} s"
+                )
+            if finished_at is not None and now - finished_at >= self.options.drain:
+                break
+            self._stop.wait(0.2)
+        failed = [m.name for m in self.modules.values() if m.finished and m.exit_code not in (0, None)]
+        return 1 if failed else 0
+
+    def _check_brokers(self) -> None:
+        for broker in self.brokers.values():
+            if not broker.running() and not self._stop.is_set():
+                code = broker.process.returncode if broker.process else None
+                self.console.line("runtime", f"broker of {broker.module} exited ({code}): restarting it")
+                try:
+                    broker.restart()
+                except Exception as exc:  # keep supervising; try again on the next tick
+                    self.console.line("runtime", f"broker of {broker.module} did not restart: {exc}")
+                self._write_state()
+
+    def _check_modules(self, policy: RestartPolicy, now: float) -> bool:
+        changed = False
+        for module in self.modules.values():
+            if module.restart_at is not None:
+                if now >= module.restart_at and not self._stop.is_set():
+                    module.restarts += 1
+                    module.start()
+                    self.console.line(
+                        "runtime", f"restarted {module.name} (pid {module.pid}, restart {module.restarts})"
+                    )
+                    changed = True
+                continue
+            code = module.poll()
+            if code is None or module.exit_code is not None:
+                continue
+            module.exit_code = code
+            changed = True
+            ran = now - module.started_at
+            module.in_a_row = 1 if ran >= STABLE_AFTER else module.in_a_row + 1
+            if RestartPolicy.wants_restart(module.spec.restart_policy, code):
+                delay = policy.backoff(module.in_a_row)
+                module.restart_at = now + delay
+                self.console.line(
+                    "runtime",
+                    f"{module.name} exited with {code}: restarting in {delay:g} s"
+                    f" (restartPolicy {module.spec.restart_policy})",
+                )
+            else:
+                module.finished = True
+                self.console.line(
+                    "runtime",
+                    f"{module.name} exited with {code} (restartPolicy {module.spec.restart_policy}: not restarted)",
+                )
+        return changed
+
+    def _all_finite_finished(self) -> bool:
+        finite = [m for m in self.modules.values() if m.spec.status == "running" and m.spec.restart_policy != "always"]
+        return bool(finite) and all(m.finished for m in finite)
+
+    def _stamp(self) -> tuple[float, int] | None:
+        try:
+            stat = self.options.manifest.stat()
+        except OSError:
+            return None
+        return stat.st_mtime, stat.st_size
+
+    def _check_manifest(self) -> None:
+        stamp = self._stamp()
+        if stamp is None or stamp == self._manifest_stamp:
+            return
+        self._manifest_stamp = stamp
+        try:
+            updated = self.check()
+        except Exception as exc:
+            self.console.line("runtime", f"manifest changed but is not valid, kept the running one: {exc}")
+            return
+        assert self.router is not None and self.deployment is not None
+        self.router.routes = updated.routes
+        for name in self.deployment.modules:
+            patch = self.router.twins.set_desired(name, updated.desired.get(name, {}))
+            if patch is not None:
+                self.router.push_desired(name, patch)
+        if _module_view(updated) != _module_view(self.deployment):
+            self.console.line("runtime", "manifest changed modules (image/env/policy): restart the run to apply them")
+        self.deployment.routes = updated.routes
+        self.console.line("runtime", f"manifest reloaded: {len(updated.routes)} routes, desired properties pushed")
+
+    def _write_state(self) -> None:
+        """`<out>/runtime.json`: addresses, ports, pids and restarts, for people and tests."""
+        state: dict[str, Any] = {
+            "device": self.options.device_id,
+            "manifest": str(self.options.manifest),
+            "workloadUri": self.workload.uri if self.workload else None,
+            "modules": {},
+        }
+        for name, module in self.modules.items():
+            broker = self.brokers.get(name)
+            state["modules"][name] = {
+                "status": module.status,
+                "pid": module.pid,
+                "restarts": module.restarts,
+                "exitCode": module.exit_code,
+                "ports": self.ports.get(name, {}),
+                "gateway": broker.address if broker else None,
+                "brokerPid": broker.pid if broker else None,
+                "brokerRestarts": broker.restarts if broker else 0,
+            }
+        tmp = self.out / "runtime.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        tmp.replace(self.out / "runtime.json")
+
+    # -- stopping -----------------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        order = self.deployment.ordered_modules() if self.deployment else []
+        for spec in reversed(order):
+            module = self.modules.get(spec.name)
+            if module is not None and module.status == "running":
+                self.console.line("runtime", f"stopping {spec.name}")
+                module.stop(self.options.stop_timeout)
+        if self.modules:
+            self._write_state()
+        if self.router is not None:
+            self.router.stop()
+        for broker in self.brokers.values():
+            broker.stop()
+        if self.workload is not None:
+            self.workload.stop()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._summary()
+
+    def _summary(self) -> None:
+        if self.router is None:
+            return
+        upstream = self.router.upstream
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(upstream.counts.items())) or "none"
+        self.console.line(
+            "runtime", f"upstream messages: {sum(upstream.counts.values())} ({counts}) -> {upstream.path}"
+        )
+        delivered = ", ".join(f"{k}: {v}" for k, v in sorted(self.router.delivered.items())) or "none"
+        self.console.line("runtime", f"delivered: {delivered}; unrouted: {self.router.unrouted}")
+        self.console.line("runtime", f"logs: {self.out / 'logs'}; twins: {self.out / 'twins'}")
+
+    def _install_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+
+    def _restore_signals(self, previous: Any) -> None:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _module_view(deployment: Deployment) -> dict[str, Any]:
+    return {n: (m.image, m.env, m.restart_policy, m.status) for n, m in deployment.modules.items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def default_out() -> Path:
+    return Path("edgevision-runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def image_overrides(pairs: Sequence[str]) -> dict[str, list[str]]:
+    from edgevision.runtime.images import parse_image_overrides
+
+    return {k: list(v) for k, v in parse_image_overrides(pairs).items()}
+
+
+__all__ = ["RunOptions", "Runtime", "default_out", "image_overrides"]
