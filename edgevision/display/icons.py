@@ -175,15 +175,15 @@ class IconSet:
         return cls(icons, aliases, idle if idle is not None else blank(), colours, Font.load())
 
     def icon_for(self, tag: str) -> str | None:
-        """The icon a tag shows: by icon name, then alias, then each part of a comma list, then singular."""
+        """The icon a tag shows: by alias, then icon name, then each part of a comma list, then singular."""
         key = normalize(tag)
         candidates = [key, *(part.strip() for part in key.split(",") if part.strip())]
         for candidate in candidates:
             for form in (candidate, *_singulars(candidate)):
+                if form in self.aliases:  # first, so a user's alias can even move an icon's own name
+                    return self.aliases[form]
                 if form in self.icons:
                     return form
-                if form in self.aliases:
-                    return self.aliases[form]
         return None
 
     def picture(self, tag: str) -> Picture:
