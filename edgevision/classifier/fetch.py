@@ -46,6 +46,7 @@ def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tupl
     address = _checked_address(parts.hostname, port, allow_private)
     try:
         conn = _connect(parts.scheme, parts.hostname, port, address, deadline)
+        sock = conn.sock  # http.client drops conn.sock once a closing response arrives; the body still reads
         try:
             path = parts.path or "/"
             conn.request("GET", f"{path}?{parts.query}" if parts.query else path, headers=_HEADERS)
@@ -54,7 +55,7 @@ def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tupl
                 return response.status, response.getheader("Location", ""), b""
             if response.status >= 300:
                 return response.status, "", b""
-            return response.status, "", _read(response, conn, max_bytes, deadline)
+            return response.status, "", _read(response, sock, max_bytes, deadline)
         finally:
             conn.close()
     except ApiError:
@@ -110,21 +111,22 @@ def _connect(scheme: str, host: str, port: int, address: str, deadline: float) -
     return conn
 
 
-def _read(response: http.client.HTTPResponse, conn: http.client.HTTPConnection, limit: int, deadline: float) -> bytes:
+def _read(response: http.client.HTTPResponse, sock: socket.socket, limit: int, deadline: float) -> bytes:
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        conn.sock.settimeout(_remaining(deadline))
-        chunk = response.read(CHUNK)
+    while not response.isclosed():  # http.client closes the response (and socket) after the last byte
+        sock.settimeout(_remaining(deadline))
+        chunk = response.read1(CHUNK)  # at most one recv, so the deadline holds against a slow drip
         if not chunk:
-            return b"".join(chunks)
+            break
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> ApiError:

@@ -89,7 +89,8 @@ SIMPLE = {
 def openapi_spec(app: Flask, settings: ClassifierSettings) -> dict:
     paths: dict[str, dict] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static" or (rule.endpoint == "url" and not settings.url_enabled):
+        is_url = rule.rule.endswith(("/url", "/url/nostore"))
+        if rule.endpoint == "static" or (is_url and not settings.url_enabled):
             continue
         path = PARAM.sub(r"{\1}", rule.rule)
         paths[path] = {method.lower(): _operation(rule.endpoint, path, settings) for method in _methods(rule)}

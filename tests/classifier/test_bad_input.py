@@ -1,0 +1,97 @@
+"""Bad input never crashes the service and never gets a 5xx: each case gets a 4xx {"code", "message"}."""
+
+from __future__ import annotations
+
+import imagegen
+import pytest
+import requests
+
+from tests.classifier.conftest import KEY
+from tests.conftest import free_port
+
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+
+
+def assert_still_serving(service, http: requests.Session) -> None:
+    response = http.post(f"{service.url}/image", data=imagegen.ZEBRAS[0].read_bytes(), headers=OCTET)
+    assert response.status_code == 200
+    assert response.json()["predictions"][0]["tagName"] == "zebra"
+
+
+CASES = {
+    "empty-body": (lambda: b"", OCTET, 400, "BadRequestImageFormat"),
+    "random-bytes": (imagegen.random_bytes, OCTET, 400, "BadRequestImageFormat"),
+    "truncated-jpeg": (imagegen.truncated_jpeg, {"Content-Type": "image/jpeg"}, 400, "BadRequestImageFormat"),
+    "png-bomb-30000x30000": (imagegen.png_bomb, {"Content-Type": "image/png"}, 400, "BadRequestImageDimensions"),
+    "over-4mb": (lambda: imagegen.random_bytes(4 * 1024 * 1024 + 1), OCTET, 413, "BadRequestImageSizeBytes"),
+    "far-over-4mb": (lambda: imagegen.random_bytes(7 * 1024 * 1024), OCTET, 413, "BadRequestImageSizeBytes"),
+    "json-content-type": (lambda: b'{"a": 1}', {"Content-Type": "application/json"}, 415, "UnsupportedMediaType"),
+    "text-content-type": (lambda: b"hello", {"Content-Type": "text/plain"}, 415, "UnsupportedMediaType"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_image_bodies(service, http: requests.Session, case: str) -> None:
+    payload, headers, status, code = CASES[case]
+    assert_error(http.post(f"{service.url}/image", data=payload(), headers=headers), status, code)
+    assert_still_serving(service, http)
+
+
+def test_multipart_without_image_data(service, http: requests.Session) -> None:
+    response = http.post(f"{service.url}/image", files={"picture": ("z.jpg", imagegen.ZEBRAS[0].read_bytes())})
+    assert_error(response, 400, "BadRequestImageStream")
+    assert "imageData" in response.json()["message"]
+    assert_still_serving(service, http)
+
+
+def test_multipart_over_the_limit(service, http: requests.Session) -> None:
+    big = imagegen.random_bytes(5 * 1024 * 1024)
+    assert_error(
+        http.post(f"{service.url}/image", files={"imageData": ("b.jpg", big)}), 413, "BadRequestImageSizeBytes"
+    )
+    assert_still_serving(service, http)
+
+
+def test_multipart_with_bad_image(service, http: requests.Session) -> None:
+    response = http.post(f"{service.url}/image", files={"imageData": ("t.jpg", imagegen.truncated_jpeg())})
+    assert_error(response, 400, "BadRequestImageFormat")
+
+
+URL_CASES = {
+    "bad-json": (b'{"url": ', "application/json", 400, "BadRequest"),
+    "not-an-object": (b'["http://example.com/a.jpg"]', "application/json", 400, "BadRequestImageUrl"),
+    "missing-url": (b'{"link": "http://example.com/a.jpg"}', "application/json", 400, "BadRequestImageUrl"),
+    "file-scheme": (b'{"url": "file:///etc/passwd"}', "application/json", 400, "BadRequestImageUrl"),
+    "ftp-scheme": (b'{"url": "ftp://example.com/a.jpg"}', "application/json", 400, "BadRequestImageUrl"),
+    "relative": (b'{"url": "/a.jpg"}', "application/json", 400, "BadRequestImageUrl"),
+    "unresolvable-host": (
+        b'{"url": "http://no-such-host.invalid/a.jpg"}',
+        "application/json",
+        400,
+        "BadRequestImageUrl",
+    ),
+    "wrong-content-type": (b"http://example.com/a.jpg", "text/plain", 415, "UnsupportedMediaType"),
+}
+
+
+@pytest.mark.parametrize("case", URL_CASES, ids=list(URL_CASES))
+def test_bad_url_requests(service, http: requests.Session, case: str) -> None:
+    body, content_type, status, code = URL_CASES[case]
+    response = http.post(f"{service.url}/url", data=body, headers={"Content-Type": content_type})
+    assert_error(response, status, code)
+    assert_still_serving(service, http)
+
+
+def test_unreachable_host(secured_service, http: requests.Session) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/a.jpg"  # loopback allowed here, but nothing listens
+    response = http.post(f"{secured_service.url}/url", json={"url": closed}, headers={"Prediction-Key": KEY})
+    assert_error(response, 400, "BadRequestImageUrl")
+    assert "cannot download" in response.json()["message"]
