@@ -17,7 +17,7 @@ class DisplaySettings(Settings):
 
     # The backend and the renderer's output are chosen once at start; the rest may change from a twin patch.
     static_fields: ClassVar[frozenset[str]] = frozenset(
-        {"display_backend", "render_dir", "render_history", "render_scale", "terminal_blocks"}
+        {"display_backend", "sensehat_fb", "render_dir", "render_history", "render_scale", "terminal_blocks"}
     )
 
     threshold: float = Field(
@@ -28,6 +28,11 @@ class DisplaySettings(Settings):
         description="Where to draw: `sense_hat` (the LED matrix), `sense_emu` (the official emulator, started"
         " headless when none runs), `render` (PNG files and terminal blocks), or `auto` (the first that works,"
         " in that order; `sense_emu` only when an emulator is already running).",
+    )
+    sensehat_fb: Path | None = Field(
+        None,
+        description="The Sense HAT's framebuffer device (e.g. /dev/fb1) when /sys/class/graphics cannot tell;"
+        " unset = found by its driver name `RPi-Sense FB`.",
     )
     brightness: float = Field(
         1.0, ge=0.0, le=1.0, description="Scale every colour by this factor (1 = as drawn, 0 = off)."

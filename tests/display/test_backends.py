@@ -149,3 +149,21 @@ def test_emulator_runs_headless_and_its_leds_read_back(emulator_screen, camera_m
     finally:
         display.close()
     assert screen.read_bytes()[:128] == bytes(128)  # CLEAR_ON_EXIT
+
+
+def test_sense_hat_backend_uses_a_named_framebuffer_or_falls_back(tmp_path, caplog, camera_message) -> None:
+    device = tmp_path / "fb1"
+    device.write_bytes(bytes(128))
+    name, outputs = open_outputs(DisplaySettings(display_backend="sense_hat", sensehat_fb=device))
+    assert name == "sense_hat" and isinstance(outputs[0], SenseFramebuffer)
+    display = Display(DisplaySettings(clear_on_exit=False), outputs, name)
+    scene = display.receive(camera_message("dog"))
+    display.close()
+    assert np.array_equal(decode_rgb565(device.read_bytes()), quantized(scene.frame))
+    with caplog.at_level("INFO", logger="edgevision.display"):
+        name, outputs = open_outputs(
+            DisplaySettings(display_backend="sense_hat", sensehat_fb=tmp_path / "gone", terminal_blocks=False)
+        )
+    assert name == "render" and outputs == []
+    message = next(r.getMessage() for r in caplog.records if "display backend" in r.getMessage())
+    assert "sense_hat unavailable" in message and "gone" in message and "only logged" in message

@@ -25,7 +25,7 @@ def open_outputs(settings: DisplaySettings, stream: TextIO | None = None) -> tup
     """(backend name, outputs): the LED matrix or emulator when available, PNG frames when RENDER_DIR is set,
     terminal blocks when nothing else shows the picture."""
     openers: dict[str, Callable[[], Output]] = {
-        "sense_hat": open_sense_hat,
+        "sense_hat": lambda: open_sense_hat(settings.sensehat_fb),
         # auto attaches to a running emulator but does not start one nobody would look at
         "sense_emu": lambda: open_sense_emu(start_headless=settings.display_backend == "sense_emu"),
     }

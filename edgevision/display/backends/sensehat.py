@@ -93,8 +93,8 @@ def rgb565(frame: np.ndarray) -> np.ndarray:
     return ((rgb[:, 0] >> 3) << 11) | ((rgb[:, 1] >> 2) << 5) | (rgb[:, 2] >> 3)
 
 
-def open_sense_hat() -> Output:
-    """The real Sense HAT: its library when it starts, else its framebuffer directly."""
+def open_sense_hat(device: Path | None = None) -> Output:
+    """The real Sense HAT: its library when it starts, else its framebuffer (`device`, or found) directly."""
     try:
         from sense_hat import SenseHat
     except ImportError as exc:  # off a Pi: RTIMU (the IMU library) is missing, or sense-hat is not installed
@@ -104,7 +104,7 @@ def open_sense_hat() -> Output:
             return SenseHatLibrary("sense_hat", SenseHat())
         except Exception as exc:  # OSError (no framebuffer/I2C), RuntimeError (no joystick device), ...
             library_problem = f"sense_hat library failed: {exc}"
-    device = SenseFramebuffer.find()
+    device = device or SenseFramebuffer.find()
     if device is None:
         raise BackendUnavailable(f"{library_problem}; no '{FB_NAME}' framebuffer under /sys/class/graphics")
     try:
