@@ -37,4 +37,11 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[$extras]"
   touch "$stamp"
 fi
+# iotedgedev (the deployment checks expand the templates with it) lives in its own venv: it drags in
+# azure-cli-core and docker, whose pins have no business in the product's environment.
+if [ "$profile" = test ] && [ ! -x .venv-tools/bin/iotedgedev ]; then
+  echo "setup: installing iotedgedev into .venv-tools"
+  "$python" -m venv .venv-tools
+  .venv-tools/bin/python -m pip install -q "iotedgedev==3.3.9"
+fi
 echo "setup: ready ($profile)"

@@ -1,0 +1,372 @@
+"""Write every module's Dockerfiles and module.json from one table, so 18 Dockerfiles cannot drift apart.
+
+    .venv/bin/python modules/generate.py          # rewrite modules/<Name>/Dockerfile.* and module.json
+    .venv/bin/python modules/generate.py --check  # exit 1 if a generated file differs (the tests run this)
+    .venv/bin/python modules/generate.py --lock   # re-resolve the pinned versions from PyPI, then rewrite
+
+Images (build context: the repository root):
+- amd64 / arm64v8: the official slim Python image of that architecture; pip installs only the module's extra,
+  at the versions pinned in `modules/<Name>/constraints.txt` (resolved by `--lock`).
+- arm32v7: Debian 13 (armhf). PyPI has no armv7 wheels for onnxruntime, numpy, Pillow or OpenCV (and piwheels
+  cannot build onnxruntime, which publishes no source distribution), so those come from Debian's archive and
+  pip adds only the pure-Python rest, at the same pins, into a venv that sees Debian's packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODULES_DIR = Path(__file__).resolve().parent
+ROOT = MODULES_DIR.parent
+
+PYTHON_TAG = "3.11.14-slim-bookworm"
+BASES = {
+    "amd64": f"python:{PYTHON_TAG}",
+    "arm64v8": f"arm64v8/python:{PYTHON_TAG}",
+    "arm32v7": "arm32v7/debian:13.2-slim",
+}
+PLATFORMS = ("amd64", "arm32v7", "arm64v8")
+DEBUGPY = "debugpy==1.8.22"
+DEBUG_PORT = 5678
+UID = 10001
+
+# Native packages Debian provides on armhf (and the PyPI distributions they stand for).
+DEBIAN_PACKAGES = {
+    "python3-numpy": ["numpy"],
+    "python3-pil": ["pillow"],
+    # onnxruntime's own dependencies come with it from Debian too: pip must not shadow them
+    "python3-onnxruntime": ["onnxruntime", "flatbuffers", "protobuf", "coloredlogs", "sympy"],
+    "python3-pydantic": ["pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection"],
+    "python3-opencv": ["opencv-python-headless"],
+}
+
+
+@dataclass(frozen=True)
+class Module:
+    folder: str  # modules/<folder>, `${MODULES.<folder>}` in the templates
+    name: str  # the module's name in the deployment (and its image repository)
+    command: str  # `edgevision <command>`
+    extra: str  # pyproject extra installed in the image
+    summary: str
+    extra_amd64: str | None = None  # a different extra for amd64 (the display's emulator)
+    debian: tuple[str, ...] = ("python3-numpy", "python3-pil", "python3-onnxruntime", "python3-pydantic")
+    imports: str = ""  # checked at build time on arm32v7, where pip does not resolve dependencies
+    groups: tuple[str, ...] = ()  # supplementary groups of the module's user (device access)
+    ports: tuple[int, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    data_dirs: tuple[str, ...] = ()  # writable by the module's user (named volumes inherit the ownership)
+    healthcheck: str = ""  # Python code run by HEALTHCHECK; an exception = unhealthy
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def extra_for(self, platform: str) -> str:
+        return self.extra_amd64 if platform == "amd64" and self.extra_amd64 else self.extra
+
+
+# Health probes use only the standard library: no curl in slim images.
+SCORER_HEALTH = (
+    "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '80'), timeout=4)"
+)
+VIEWER_HEALTH = (  # only while the viewer is on: SHOW_VIDEO off is healthy too
+    "import os, urllib.request as u;"
+    " on = os.environ.get('SHOW_VIDEO', '').strip().lower() in ('1', 'true', 'yes', 'on');"
+    " on and u.urlopen('http://127.0.0.1:%s/' % os.environ.get('VIEWER_PORT', '5012'), timeout=4)"
+)
+
+MODULES = (
+    Module(
+        folder="ImageClassifierService",
+        name="image-classifier-service",
+        command="serve",
+        extra="classifier",
+        summary="the scoring service (Custom Vision export container API) on port 80",
+        imports="edgevision.classifier.server, onnxruntime, flask, waitress, prometheus_client",
+        ports=(80,),
+        healthcheck=SCORER_HEALTH,
+        notes=(
+            "Port 80 as a non-root user: Docker (20.10+) sets net.ipv4.ip_unprivileged_port_start=0 in a",
+            "container's own network namespace, so no capability is needed (set PORT to >= 1024 on older engines).",
+        ),
+    ),
+    Module(
+        folder="CameraCapture",
+        name="camera-capture",
+        command="capture",
+        extra="capture",
+        summary="frames from a camera, file or stream, scored, reported, and the ones that matter kept",
+        debian=("python3-numpy", "python3-pil", "python3-onnxruntime", "python3-pydantic", "python3-opencv"),
+        imports="edgevision.capture.cli, cv2, azure.iot.device, flask, waitress, requests",
+        groups=("video",),
+        ports=(5012,),
+        env=(("CAPTURE_DIR", "/data/captures"),),
+        data_dirs=("/data/captures",),
+        healthcheck=VIEWER_HEALTH,
+        notes=("/dev/video* belong to group video (gid 44 on Debian and Raspberry Pi OS alike).",),
+    ),
+    Module(
+        folder="SenseHatDisplay",
+        name="sensehat-display",
+        command="display",
+        extra="display",
+        extra_amd64="display-emulator",
+        summary="the top tag as an icon on the Sense HAT LEDs (emulator or PNG/terminal renderer on amd64)",
+        # the display never scores, so the arm32v7 image leaves out onnxruntime (pip does not resolve there)
+        debian=("python3-numpy", "python3-pil", "python3-pydantic"),
+        imports="edgevision.display.cli, azure.iot.device, numpy",
+        groups=("video",),
+        data_dirs=("/data/display",),  # RENDER_DIR when the renderer backend writes PNG frames
+        notes=(
+            "The LEDs are driven through the Sense HAT framebuffer (/dev/fbN, group video), mapped by the",
+            "deployment; no privileged container and no root needed.",
+        ),
+    ),
+)
+
+
+# -- pins ------------------------------------------------------------------------------------------------------
+
+
+def project_version() -> str:
+    # the [project] table's version line (tomllib would need Python 3.11)
+    return re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+
+
+def normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[normalize(name)] = version.strip()
+    return pins
+
+
+def lock(module: Module, extra: str) -> dict[str, str]:
+    """What pip resolves for `.[extra]` today (from PyPI), without our own package."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed"]
+        subprocess.run(
+            [*pip, "--report", str(report), f"{ROOT}[{extra}]"],
+            check=True,
+            capture_output=True,  # the build backend's deprecation chatter; errors still raise
+        )
+        installs = json.loads(report.read_text())["install"]
+    pins = {normalize(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
+    pins.pop("edgevision", None)
+    return pins
+
+
+def write_lock(module: Module) -> None:
+    pins: dict[str, str] = {}
+    for extra in {module.extra, module.extra_for("amd64")}:
+        pins.update(lock(module, extra))
+    lines = [
+        f"# Versions pinned in the {module.folder} images (all extras they install), resolved by",
+        "# `python modules/generate.py --lock`. Used as a pip constraints file.",
+        *(f"{name}=={version}" for name, version in sorted(pins.items())),
+    ]
+    (MODULES_DIR / module.folder).mkdir(exist_ok=True)
+    (MODULES_DIR / module.folder / "constraints.txt").write_text("\n".join(lines) + "\n")
+
+
+def pure_python_pins(module: Module) -> list[str]:
+    """The pins pip installs on arm32v7: everything except what Debian's packages provide."""
+    debian = {normalize(n) for pkg in module.debian for n in DEBIAN_PACKAGES[pkg]}
+    pins = read_pins(MODULES_DIR / module.folder / "constraints.txt")
+    extra_only = {"sense-emu"}  # the emulator is for amd64 only
+    return [f"{n}=={v}" for n, v in sorted(pins.items()) if n not in debian and n not in extra_only]
+
+
+# -- files -----------------------------------------------------------------------------------------------------
+
+
+def header(module: Module, platform: str, debug: bool) -> list[str]:
+    suffix = ".debug" if debug else ""
+    return [
+        "# syntax=docker/dockerfile:1",
+        f"# {module.folder} ({module.name}) for {platform}{' with debugpy' if debug else ''}: {module.summary}.",
+        "# Generated by modules/generate.py from its table: edit there, then run it. Build context = repo root:",
+        f"#   docker build -f modules/{module.folder}/Dockerfile.{platform}{suffix} -t {module.name} .",
+    ]
+
+
+def user_lines(module: Module) -> list[str]:
+    groups = f" --groups {','.join(module.groups)}" if module.groups else ""
+    mkdirs = "".join(f" \\\n    && mkdir -p {d} && chown {UID}:{UID} {d}" for d in module.data_dirs)
+    return [
+        "# A fixed, unprivileged uid; its supplementary groups give access to the mapped devices.",
+        f"RUN useradd --system --uid {UID} --user-group{groups} --create-home --home-dir /home/edgevision"
+        f" --shell /usr/sbin/nologin edgevision{mkdirs}",
+    ]
+
+
+def tail_lines(module: Module, debug: bool, python: str) -> list[str]:
+    lines = [f"COPY modules/{module.folder}/main.py /app/main.py", "WORKDIR /app"]
+    for note in module.notes:
+        lines.append(f"# {note}")
+    lines.append(f"USER {UID}")
+    ports = [*module.ports, *([DEBUG_PORT] if debug else [])]
+    if ports:
+        lines.append("EXPOSE " + " ".join(str(p) for p in ports))
+    if module.healthcheck:
+        probe = json.dumps([python, "-c", module.healthcheck])
+        lines.append(f"HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD {probe}")
+    if debug:
+        lines.append(f'CMD ["{python}", "-m", "debugpy", "--listen", "0.0.0.0:{DEBUG_PORT}", "/app/main.py"]')
+    else:
+        lines.append(f'CMD ["{python}", "/app/main.py"]')
+    return lines
+
+
+def env_lines(module: Module, extra: tuple[str, ...] = ()) -> list[str]:
+    values = [
+        "PYTHONDONTWRITEBYTECODE=1",
+        "PYTHONUNBUFFERED=1",
+        "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        *extra,
+        *(f"{k}={v}" for k, v in module.env),
+    ]
+    return ["ENV " + " \\\n    ".join(values)]
+
+
+def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
+    extra = module.extra_for(platform)
+    debugpy = f" {DEBUGPY}" if debug else ""
+    lines = [
+        *header(module, platform, debug),
+        f"FROM {BASES[platform]}",
+        "",
+        *env_lines(module),
+        "",
+        f"# Only the `{extra}` extra, at the versions pinned in constraints.txt; the sources are removed after.",
+        f"COPY modules/{module.folder}/constraints.txt /tmp/constraints.txt",
+        "COPY pyproject.toml README.md /tmp/src/",
+        "COPY edgevision/ /tmp/src/edgevision/",
+        f'RUN pip install --no-cache-dir -c /tmp/constraints.txt "/tmp/src[{extra}]"{debugpy} \\',
+        "    && rm -rf /tmp/src /tmp/constraints.txt",
+        "",
+        *user_lines(module),
+        *tail_lines(module, debug, "python"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def debian_dockerfile(module: Module, platform: str, debug: bool) -> str:
+    packages = " ".join(["python3", "python3-venv", *module.debian, *(["python3-debugpy"] if debug else [])])
+    lines = [
+        *header(module, platform, debug),
+        f"FROM {BASES[platform]}",
+        "",
+        *env_lines(module, ("PATH=/opt/venv/bin:$PATH",)),
+        "",
+        "# PyPI has no armv7 wheels for onnxruntime, numpy, Pillow or OpenCV: Debian's armhf builds stand in.",
+        "# Versions follow the pinned Debian point release plus its security updates (so no apt pins).",
+        "# hadolint ignore=DL3008",
+        "RUN apt-get update \\",
+        f"    && apt-get install -y --no-install-recommends {packages} \\",
+        "    && rm -rf /var/lib/apt/lists/*",
+        "",
+        f"# The venv sees Debian's packages; pip adds only the pure-Python rest of the `{module.extra}` extra, pinned.",
+        f"COPY modules/{module.folder}/requirements.arm32v7.txt /tmp/requirements.txt",
+        "COPY pyproject.toml README.md /tmp/src/",
+        "COPY edgevision/ /tmp/src/edgevision/",
+        "RUN python3 -m venv --system-site-packages /opt/venv \\",
+        "    && pip install --no-cache-dir --no-deps -r /tmp/requirements.txt \\",
+        "    && pip install --no-cache-dir --no-deps /tmp/src \\",
+        f'    && python -c "import {module.imports}" \\',
+        "    && rm -rf /tmp/src /tmp/requirements.txt",
+        "",
+        *user_lines(module),
+        *tail_lines(module, debug, "python"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dockerfile(module: Module, platform: str, debug: bool) -> str:
+    render = debian_dockerfile if platform == "arm32v7" else python_dockerfile
+    return render(module, platform, debug)
+
+
+def module_json(module: Module) -> str:
+    platforms: dict[str, str] = {}
+    for platform in PLATFORMS:
+        platforms[platform] = f"./Dockerfile.{platform}"
+        platforms[f"{platform}.debug"] = f"./Dockerfile.{platform}.debug"
+    data = {
+        "$schema-version": "0.0.1",
+        "description": f"{module.name}: {module.summary}. Build context: the repository root.",
+        "image": {
+            "repository": f"${{CONTAINER_REGISTRY_ADDRESS}}/edgevision-{module.name}",
+            "tag": {"version": project_version(), "platforms": platforms},
+            "buildOptions": [],
+            "contextPath": "../..",
+        },
+        "language": "python",
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def arm32_requirements(module: Module) -> str:
+    lines = [
+        f"# Pure-Python packages pip installs in the arm32v7 {module.folder} image (Debian provides the native",
+        "# ones). Derived from constraints.txt by `python modules/generate.py`.",
+        *pure_python_pins(module),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main_py(module: Module) -> str:
+    return f'from edgevision.cli import main\n\nraise SystemExit(main(["{module.command}"]))\n'
+
+
+def generated_files() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for module in MODULES:
+        folder = MODULES_DIR / module.folder
+        for platform in PLATFORMS:
+            for debug in (False, True):
+                name = f"Dockerfile.{platform}{'.debug' if debug else ''}"
+                files[folder / name] = dockerfile(module, platform, debug)
+        files[folder / "module.json"] = module_json(module)
+        files[folder / "main.py"] = main_py(module)
+        files[folder / "requirements.arm32v7.txt"] = arm32_requirements(module)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--check", action="store_true", help="report files that differ from the table; exit 1")
+    group.add_argument("--lock", action="store_true", help="re-resolve constraints.txt from PyPI first")
+    args = parser.parse_args(argv)
+    if args.lock:
+        for module in MODULES:
+            write_lock(module)
+    stale = []
+    for path, text in generated_files().items():
+        if path.exists() and path.read_text() == text:
+            continue
+        if args.check:
+            stale.append(path.relative_to(ROOT))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    for path in stale:
+        print(f"out of date: {path} (run python modules/generate.py)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
