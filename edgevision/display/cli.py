@@ -22,16 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgevision.display.backends import open_outputs
+    from edgevision.display.icons import IconSet
     from edgevision.display.module import MODULE, Display, DisplayModule
     from edgevision.display.settings import DisplaySettings
     from edgevision.hub import connect
 
-    settings = DisplaySettings.from_env()  # a bad variable is a ConfigError: one line, exit 2
+    # Bad variables or icon files are one-line errors (exit 2), raised before any device is opened.
+    settings = DisplaySettings.from_env()
+    icons = IconSet.load(settings.icons_file, settings.aliases_file)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     backend, outputs = open_outputs(settings)
-    display = Display(settings, outputs, backend)
+    display = Display(settings, outputs, backend, icons)
     try:
         with connect(MODULE) as hub:
             module = DisplayModule(display, hub)

@@ -29,9 +29,15 @@ MODULE = "sensehat-display"
 class Display:
     """Settings + icons + outputs: decides the picture and draws it when it changes."""
 
-    def __init__(self, settings: DisplaySettings, outputs: Sequence[Output], backend: str = "render") -> None:
+    def __init__(
+        self,
+        settings: DisplaySettings,
+        outputs: Sequence[Output],
+        backend: str = "render",
+        icons: IconSet | None = None,
+    ) -> None:
         self.settings = settings
-        self.icons = IconSet.load(settings.icons_file, settings.aliases_file)
+        self.icons = icons or IconSet.load(settings.icons_file, settings.aliases_file)
         self.outputs = list(outputs)
         self.backend = backend
         self.predictions: list[Scored] | None = None  # the last good message's, None before the first
@@ -119,7 +125,7 @@ class DisplayModule:
         desired = self.hub.desired()
         if desired:
             self.display.reconfigure(desired)
-        else:
+        if self.display.scene is None:  # no twin, or a patch that was rejected
             self.display.show(None)
         self.report()
         self.hub.on_desired(self.on_desired)

@@ -113,3 +113,14 @@ def test_a_bad_setting_is_a_one_line_error(start) -> None:
     errors = [line for line in display.lines if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("edgevision display: error: THRESHOLD")
     assert not any("Traceback" in line for line in display.lines)
+
+
+def test_a_bad_icons_file_is_a_one_line_error(start, tmp_path) -> None:
+    icons = tmp_path / "icons.json"
+    icons.write_text('{"icons": {"fox": {"rows": ["x"]}}}')
+    display = start(ICONS_FILE=str(icons), DISPLAY_BACKEND="render")
+    assert display.process.wait(30) == 2
+    display._reader.join(5)
+    errors = [line for line in display.lines if "error" in line]
+    assert len(errors) == 1 and "icon 'fox'" in errors[0] and str(icons) in errors[0]
+    assert not any("display backend" in line for line in display.lines)  # checked before opening devices

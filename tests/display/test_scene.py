@@ -202,3 +202,11 @@ def test_icons_reload_when_a_patch_names_a_new_file(tmp_path, camera_message, ic
     display.reconfigure({"ALIASES_FILE": str(tmp_path / "missing.json")})
     assert display.settings.aliases_file == aliases  # a missing file is logged, the previous icons stay
     assert display.scene.icon == "horse"
+
+
+def test_a_rejected_desired_patch_at_start_still_draws_and_reports(icon_pixels) -> None:
+    hub = RecordingHub(desired={"THRESHOLD": "often"})
+    module = DisplayModule(make_display(), hub)
+    module.start()
+    assert np.array_equal(module.display.scene.frame, icon_pixels("idle"))
+    assert hub.reports[-1]["THRESHOLD"] == 0.6
