@@ -1,0 +1,103 @@
+"""The output folder OUT: `scores.parquet` (+ `scores.csv` with --csv), `run.json`, and the summaries.
+
+The local engine writes single files; Spark writes each as a folder of part files (its native layout), which
+pandas, pyarrow, DuckDB and Spark all read as one table. Rows are sorted by path either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgevision.batch.scoring import COLUMNS, ModelInfo, Scores
+from edgevision.errors import EdgeVisionError
+
+SCORES = "scores.parquet"
+CSV = "scores.csv"
+RUN = "run.json"
+
+
+class OutputError(EdgeVisionError):
+    """OUT cannot be written (it exists and --overwrite was not given, or it is not writable)."""
+
+
+def prepare(out: str, overwrite: bool, csv: bool) -> None:
+    """Refuse to clobber an earlier run unless asked; create OUT."""
+    targets = [os.path.join(out, SCORES)] + ([os.path.join(out, CSV)] if csv else [])
+    existing = [t for t in targets if os.path.exists(t)]
+    if existing and not overwrite:
+        raise OutputError(f"{existing[0]} already exists; pass --overwrite to replace it")
+    for target in existing:
+        shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder: {exc.strerror or exc}") from None
+
+
+def scores_table(paths: Sequence[str], folders: Sequence[str], scores: Scores, info: ModelInfo):
+    """The output rows as an Arrow table (COLUMNS order); `probabilities` is a map<string, float>."""
+    import pyarrow as pa
+
+    n, tags = len(paths), len(info.labels)
+    top_tags, top_probability = scores.top(info.labels)
+    ok = np.array([e is None for e in scores.errors], bool)
+    offsets = np.zeros(n + 1, np.int32)
+    offsets[1:] = np.cumsum(np.where(ok, tags, 0))
+    keys = pa.array(np.tile(np.array(info.labels, object), int(ok.sum())), pa.string())
+    values = pa.array(scores.probabilities[ok].reshape(-1), pa.float32())
+    offsets_array = pa.array(offsets, pa.int32(), mask=np.append(~ok, False))
+    probabilities = pa.MapArray.from_arrays(offsets_array, keys, values)
+    columns = {
+        "path": pa.array(paths, pa.string()),
+        "folder": pa.array(folders, pa.string()),
+        "top_tag": pa.array(top_tags, pa.string()),
+        "top_probability": pa.array(top_probability, pa.float32(), from_pandas=True),
+        "probabilities": probabilities,
+        "model_id": pa.array([info.model_id] * n, pa.string()),
+        "project_id": pa.array([info.project_id] * n, pa.string()),
+        "iteration_id": pa.array([info.iteration_id] * n, pa.string()),
+        "error": pa.array(scores.errors, pa.string()),
+    }
+    return pa.table([columns[c] for c in COLUMNS], names=list(COLUMNS))
+
+
+def write_local(table, out: str, csv: bool) -> None:
+    """Write the table as one Parquet file (and one CSV file) under OUT."""
+    import pyarrow.csv
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, os.path.join(out, SCORES))
+    if csv:
+        pyarrow.csv.write_csv(csv_table(table), os.path.join(out, CSV))
+
+
+def csv_table(table):
+    """CSV has no map type: `probabilities` becomes a JSON object string."""
+    import pyarrow as pa
+
+    column = table.column("probabilities").to_pylist()
+    as_json = [None if m is None else json.dumps(dict(m), separators=(",", ":")) for m in column]
+    index = table.schema.get_field_index("probabilities")
+    return table.set_column(index, "probabilities", pa.array(as_json, pa.string()))
+
+
+def write_run(out: str, details: dict) -> None:
+    """`run.json`: what was scored with which model and engine, and how long it took."""
+    if os.path.isdir(out):
+        Path(out, RUN).write_text(json.dumps(details, indent=2) + "\n", encoding="utf-8")
+
+
+def scores_path(out: str) -> Path:
+    """The Parquet table of a run: OUT/scores.parquet, or OUT itself when it is the table."""
+    path = Path(out)
+    if (path / SCORES).exists():
+        return path / SCORES
+    if path.suffix == ".parquet" and path.exists():
+        return path
+    raise OutputError(f"{out}: no {SCORES} here; run `edgevision score SOURCE --out {out}` first")
