@@ -17,10 +17,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Receive scoring results on input1 and show the top tag's icon. Configured by environment"
         " variables (THRESHOLD, DISPLAY_BACKEND, RENDER_DIR, ...; see docs/display.md); runs until SIGTERM/SIGINT.",
     )
+    parser.add_argument(
+        "--preview",
+        nargs="+",
+        metavar="TAG",
+        help="print the picture each TAG would show (with ICONS_FILE/ALIASES_FILE applied) and exit",
+    )
     parser.set_defaults(func=run)
 
 
+def preview(tags: list[str]) -> int:
+    """Each tag's icon or initial as terminal blocks: a quick check while drawing icons or writing aliases."""
+    from edgevision.display.backends.render import terminal_block
+    from edgevision.display.icons import IconSet
+    from edgevision.display.scene import Composer, Scored
+    from edgevision.display.settings import DisplaySettings
+
+    settings = DisplaySettings.from_env().model_copy(update={"threshold": 0.0})
+    composer = Composer(settings, IconSet.load(settings.icons_file, settings.aliases_file))
+    for tag in tags:
+        scene = composer.compose([Scored(tag, 1.0)])
+        print(f"{tag!r}: {scene.kind} {scene.icon!r}")
+        print(terminal_block(scene.frame), end="")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.preview:
+        return preview(args.preview)
     from edgevision.display.backends import open_outputs
     from edgevision.display.icons import IconSet
     from edgevision.display.module import MODULE, Display, DisplayModule

@@ -124,3 +124,19 @@ def test_a_bad_icons_file_is_a_one_line_error(start, tmp_path) -> None:
     errors = [line for line in display.lines if "error" in line]
     assert len(errors) == 1 and "icon 'fox'" in errors[0] and str(icons) in errors[0]
     assert not any("display backend" in line for line in display.lines)  # checked before opening devices
+
+
+def test_preview_shows_what_tags_would_light(tmp_path) -> None:
+    aliases = tmp_path / "aliases.json"
+    aliases.write_text('{"dog": ["red fox"]}')
+    result = subprocess.run(
+        [sys.executable, "-m", "edgevision", "display", "--preview", "malamute", "red fox", "axolotl"],
+        env={**os.environ, "ALIASES_FILE": str(aliases)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "'malamute': icon 'dog'" and lines[9] == "'red fox': icon 'dog'"
+    assert lines[18] == "'axolotl': initial 'A'" and len(lines) == 27
