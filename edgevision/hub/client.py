@@ -137,6 +137,10 @@ class EdgeHub(Hub):
     def from_environment(cls, module: str) -> EdgeHub:
         from azure.iot.device import IoTHubModuleClient
 
+        sdk_log = logging.getLogger("azure.iot.device")
+        if sdk_log.level == logging.NOTSET and not log.isEnabledFor(logging.DEBUG):
+            sdk_log.setLevel(logging.WARNING)  # the SDK logs every publish at INFO; keep it for -v
+
         try:
             client = IoTHubModuleClient.create_from_edge_environment()
         except Exception as exc:  # the SDK raises several types for a bad environment

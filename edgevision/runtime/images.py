@@ -27,6 +27,7 @@ class Listener:
     host_env: str = "HOST"
     port_env: str = "PORT"
     container_port: int = 80
+    always_open: bool = True  # False when the module opens it only on request (the camera's viewer)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _edgevision(*args: str) -> tuple[str, ...]:
 # their containers); locally they get free ports and the other modules' URLs are rewritten to them.
 BUILTIN_IMAGES: dict[str, LocalImage] = {
     "cameracapture": LocalImage(
-        "CameraCapture", _edgevision("capture"), (Listener("VIEWER_HOST", "VIEWER_PORT", 5012),)
+        "CameraCapture", _edgevision("capture"), (Listener("VIEWER_HOST", "VIEWER_PORT", 5012, always_open=False),)
     ),
     "imageclassifierservice": LocalImage(
         "ImageClassifierService", _edgevision("serve"), (Listener("HOST", "PORT", 80),)
@@ -58,10 +59,12 @@ _TEMPLATE_IMAGE = re.compile(r"\$\{MODULES\.([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+
 
 
 def image_key(image: str) -> str:
-    """`${MODULES.CameraCapture.debug}`, `reg.io/cameracapture:0.1-amd64.debug` -> `cameracapture`."""
+    """`${MODULES.CameraCapture.debug}`, `reg.io/edgevision-camera-capture:0.1.0-amd64.debug` -> `cameracapture`."""
     match = _TEMPLATE_IMAGE.fullmatch(image.strip())
     name = match.group(1) if match else image.strip().rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    # Repositories are named `edgevision-<module-name>`; module folders `CameraCapture`: both give one key.
+    return key.removeprefix("edgevision") or key
 
 
 def parse_image_overrides(pairs: Sequence[str]) -> dict[str, tuple[str, ...]]:

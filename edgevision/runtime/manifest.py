@@ -28,8 +28,11 @@ RESERVED = {"edgeAgent", "edgeHub", "upstream", "body", "schema", "version", "me
 class ManifestError(EdgeVisionError):
     """The manifest cannot run: every problem with its file, line and reason."""
 
+    shown = 6
+
     def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
+        more = len(problems) - self.shown
+        super().__init__("; ".join(problems[: self.shown]) + (f" (and {more} more)" if more > 0 else ""))
         self.problems = list(problems)
 
 
@@ -44,7 +47,7 @@ class ModuleSpec:
     restart_policy: str = "always"
     status: str = "running"
     startup_order: int = DEFAULT_STARTUP_ORDER
-    binds: list[tuple[str, str]] = field(default_factory=list)  # (host path, container path)
+    binds: list[tuple[str, str]] = field(default_factory=list)  # (host path or volume name, container path)
 
 
 @dataclass
@@ -103,30 +106,48 @@ def template_variables(
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def expand(text: str, variables: Mapping[str, str], source: str) -> str:
-    """Replace `${VAR}` (must be defined) and `$VAR` (when defined; `$edgeHub` and friends stay) placeholders.
-    `${MODULES.X...}` is left for the image table. Lines are kept, so errors still point at the file's lines."""
+def expand(data: Any, variables: Mapping[str, str], text: str, source: str) -> Any:
+    """Replace placeholders in every string of the parsed manifest: `${VAR}` and upper-case `$VAR` must be
+    defined; other `$name`s are replaced only when defined (`$edgeHub`, `$upstream`, `$body`... stay);
+    `${MODULES.X}` is left for the image table. `$edgeAgent`'s runtime and system modules (registries,
+    edgeAgent/edgeHub images) are not used locally and not expanded."""
     problems: list[str] = []
 
-    def replace(match: re.Match[str]) -> str:
+    def undefined(name: str, raw: str, path: list[str]) -> str:
+        line, column = _locate(text, path, raw_needle=raw)
+        problems.append(f"{source}:{line}:{column}: variable {name} is not defined (in .env or the environment)")
+        return raw
+
+    def replace(match: re.Match[str], path: list[str]) -> str:
         braced, bare = match.group(1), match.group(2)
         if braced is not None:
             name = braced.strip()
-            if name.startswith("MODULES.") or name.startswith("MODULEDIR<"):
+            if name.startswith(("MODULES.", "MODULEDIR<")):
                 return match.group(0)
-            if name in variables:
-                return variables[name]
-            line, column = _position(text, match.start())
-            problems.append(f"{source}:{line}:{column}: variable {name} is not defined (in .env or the environment)")
-            return match.group(0)
-        if bare in RESERVED or bare not in variables:
-            return match.group(0)
-        return variables[bare]
+            return variables[name] if name in variables else undefined(name, match.group(0), path)
+        if bare in variables and bare not in RESERVED:
+            return variables[bare]
+        if re.fullmatch(r"[A-Z][A-Z0-9_]*", bare):  # an upper-case $NAME is a template variable
+            return undefined(bare, match.group(0), path)
+        return match.group(0)  # $edgeHub, $upstream, $body, $connectionModuleId... are manifest syntax
 
-    expanded = _PLACEHOLDER.sub(replace, text)
+    def walk(node: Any, path: list[str]) -> Any:
+        if isinstance(node, dict):
+            return {k: v if _unused(path, k) else walk(v, [*path, k]) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, path) for v in node]
+        if isinstance(node, str):
+            return _PLACEHOLDER.sub(lambda m: replace(m, path), node)
+        return node
+
+    expanded = walk(data, [])
     if problems:
         raise ManifestError(problems)
     return expanded
+
+
+def _unused(path: list[str], key: str) -> bool:
+    return key in ("runtime", "systemModules") and path[-2:] == ["$edgeAgent", "properties.desired"]
 
 
 # -- parsing -------------------------------------------------------------------------------------------------
@@ -153,11 +174,11 @@ def parse(
     variables: Mapping[str, str] | None = None,
     images: Mapping[str, Sequence[str]] | None = None,
 ) -> Deployment:
-    text = expand(text, variables or {}, source)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError([f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
+    data = expand(data, variables or {}, text, source)
     return _Checker(text, source, images).deployment(data)
 
 
@@ -169,6 +190,7 @@ class _Checker:
         self.source = source
         self.images = images
         self.problems: list[str] = []
+        self.declared: set[str] = set()
 
     def problem(self, keys: Sequence[str], reason: str, column_offset: int | None = None) -> None:
         line, column = _locate(self.text, keys, column_offset)
@@ -207,6 +229,7 @@ class _Checker:
         if not isinstance(raw, dict):
             self.problem(["$edgeAgent", '"modules"'], "$edgeAgent modules must be an object")
             return modules
+        self.declared.update(raw)  # later checks know every declared module, even one with problems
         for name, spec in raw.items():
             where = ["$edgeAgent", '"modules"', name]
             if not isinstance(spec, dict):
@@ -282,8 +305,8 @@ class _Checker:
         binds = []
         for bind in (create.get("HostConfig") or {}).get("Binds") or []:
             parts = str(bind).split(":")
-            if len(parts) < 2 or not parts[1].startswith("/"):
-                self.problem([*where, '"Binds"'], f"module {name}: bind {bind!r} is not HOST:/CONTAINER_PATH[:ro]")
+            if len(parts) < 2 or not parts[0] or not parts[1].startswith("/"):
+                self.problem([*where, '"Binds"'], f"module {name}: bind {bind!r} is not SOURCE:/CONTAINER_PATH[:ro]")
                 continue
             binds.append((parts[0], parts[1]))
         return binds
@@ -307,9 +330,10 @@ class _Checker:
             except RouteError as exc:
                 self.problem([*where, text], f"route {name}: {exc}", len(json.dumps(text[: exc.position - 1])) - 2)
                 continue
-            for module in sorted(route.modules() - set(modules)):
+            for module in sorted(route.modules() - self.declared):
                 self.problem(
-                    where, f"route {name}: unknown module {module!r} (modules: {', '.join(sorted(modules)) or 'none'})"
+                    where,
+                    f"route {name}: unknown module {module!r} (modules: {', '.join(sorted(self.declared)) or 'none'})",
                 )
             routes.append(route)
         return routes
@@ -319,8 +343,8 @@ class _Checker:
         for key, entry in modules_content.items():
             if key in ("$edgeAgent", "$edgeHub"):
                 continue
-            name = key[1:] if key.startswith("$") and key[1:] in modules else key
-            if name not in modules:
+            name = key[1:] if key.startswith("$") and key[1:] in self.declared else key
+            if name not in self.declared:
                 self.problem([key], f"twin {key!r} is for a module that is not in $edgeAgent's modules")
                 continue
             properties = entry.get("properties.desired") if isinstance(entry, dict) else None
@@ -336,14 +360,19 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
-def _locate(text: str, keys: Sequence[str], column_offset: int | None = None) -> tuple[int, int]:
-    """Line (and column) of the last of `keys` found one after the other as JSON strings in `text`."""
+def _locate(
+    text: str, keys: Sequence[str], column_offset: int | None = None, raw_needle: str | None = None
+) -> tuple[int, int]:
+    """Line (and column) of the last of `keys` found one after the other as JSON strings in `text` (then of
+    `raw_needle`, searched as it is, when given)."""
     index = 0
     for key in keys:
         needle = key if key.startswith('"') else json.dumps(key)[1:-1]
         found = text.find(f'"{needle}"' if not key.startswith('"') else needle, index)
         if found < 0:
             break
+        index = found
+    if raw_needle is not None and (found := text.find(raw_needle, index)) >= 0:
         index = found
     if column_offset is not None:
         index += 1 + column_offset  # inside the string literal: skip its opening quote

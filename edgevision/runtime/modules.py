@@ -52,6 +52,7 @@ class ModuleProcess:
         self.exit_code: int | None = None
         self.restart_at: float | None = None  # set while waiting out a back-off
         self.finished = False  # exited and will not be restarted
+        self.stopped = False  # stopped by the runtime
         self._reader: threading.Thread | None = None
 
     @property
@@ -68,6 +69,8 @@ class ModuleProcess:
             return "running"
         if self.restart_at is not None:
             return "backoff"
+        if self.stopped:
+            return "stopped"
         return "exited" if self.process is not None else "stopped"
 
     def start(self) -> None:
@@ -113,6 +116,9 @@ class ModuleProcess:
         if self._reader is not None:
             self._reader.join(2)
         self.restart_at = None
+        self.stopped = True
+        if self.exit_code is None:
+            self.exit_code = self.process.returncode
 
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -283,7 +283,10 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
         return UNDEFINED
     if op in "/%" and right == 0:
         return UNDEFINED
-    return {"+": left + right, "-": left - right, "*": left * right, "/": left / right, "%": left % right}[op]
+    if op == "%":  # truncated remainder, as in C# (IoT Hub): -3 % 2 = -1
+        remainder = math.fmod(left, right)
+        return int(remainder) if isinstance(left, int) and isinstance(right, int) else remainder
+    return {"+": left + right, "-": left - right, "*": left * right, "/": left / right}[op]
 
 
 def _and(left: Any, right: Any) -> Any:

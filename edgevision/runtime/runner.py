@@ -167,7 +167,8 @@ class Runtime:
         self.router.start()
 
         environments = self._environments(deployment, addresses)
-        for spec in deployment.ordered_modules():
+        ordered = deployment.ordered_modules()
+        for index, spec in enumerate(ordered):
             process = ModuleProcess(spec, environments[spec.name], self.out / "logs" / f"{spec.name}.log", self.console)
             self.modules[spec.name] = process
             if spec.status == "running":
@@ -175,9 +176,25 @@ class Runtime:
                 self.console.line(
                     "runtime", f"started {spec.name} (pid {process.pid}): {' '.join(spec.local.command[-3:])}"
                 )
+                later = any(o.startup_order > spec.startup_order for o in ordered[index + 1 :])
+                if later and any(listener.always_open for listener in spec.local.listeners):
+                    self._wait_listening(process)  # let a server come up before the modules that call it
             else:
                 self.console.line("runtime", f"{spec.name} has status {spec.status}: not started")
         self._write_state()
+
+    def _wait_listening(self, process: ModuleProcess, timeout: float = 30.0) -> None:
+        """Wait until `process` accepts connections on its ports (a local nicety: edgeAgent only orders starts)."""
+        deadline = time.monotonic() + timeout
+        ports = self.ports.get(process.name, {})
+        for listener in (item for item in process.spec.local.listeners if item.always_open):
+            port = ports[listener.port_env]
+            while time.monotonic() < deadline and process.poll() is None and not self._stop.is_set():
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    time.sleep(0.1)
 
     def _environments(self, deployment: Deployment, addresses: Mapping[str, str]) -> dict[str, dict[str, str]]:
         assert self.workload is not None
@@ -223,9 +240,10 @@ class Runtime:
         for key, value in spec.env.items():
             for pattern, replacement in rewrites:
                 value = pattern.sub(replacement, value)
-            for _, container in spec.binds:
-                local = self.out / (Path(container).name or "volume")
+            for source, container in spec.binds:
                 if value == container or value.startswith(container.rstrip("/") + "/"):
+                    # A host path is what Docker mounts; a named volume becomes a folder of the run.
+                    local = Path(source) if source.startswith("/") else self.out / source
                     local.mkdir(parents=True, exist_ok=True)
                     value = str(local) + value[len(container.rstrip("/")) :]
             env[key] = value

@@ -1,0 +1,43 @@
+"""The demo run: the bundled photos as a camera clip through the whole solution (see docs/local-runtime.md).
+
+The clip shows each bundled photo for two seconds. What the bundled ImageNet model says about them decides the
+capture tags: the zebra photos (2014_000006/7) and the elephant (2014_000002) are kept, nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgevision.demo import DEMO_PHOTOS
+
+DEMO_MANIFEST = Path(__file__).resolve().parent / "deployment.demo.json"
+# Order mixes kept and ignored photos so the capture folder visibly fills only with the capture tags.
+DEMO_ORDER = (
+    "darknet/dog.jpg",
+    "wildlife-wildbook/2014_000001.jpg",
+    "wildlife-wildbook/2014_000002.jpg",
+    "wildlife-wildbook/2014_000003.jpg",
+    "darknet/horses.jpg",
+    "wildlife-wildbook/2014_000006.jpg",
+    "wildlife-wildbook/2014_000004.jpg",
+    "wildlife-wildbook/2014_000007.jpg",
+    "wildlife-wildbook/2014_000005.jpg",
+    "darknet/person.jpg",
+)
+SECONDS_EACH = 2.0
+FPS = 2.0
+
+
+def demo_clip(out: Path) -> Path:
+    """Write (once) the demo clip under `out/media` and return its path."""
+    from edgevision.capture.slideshow import make_slideshow
+
+    clip = out / "media" / "demo-slideshow.avi"
+    if not clip.is_file():
+        make_slideshow([DEMO_PHOTOS / p for p in DEMO_ORDER], clip, fps=FPS, seconds_each=SECONDS_EACH)
+    return clip
+
+
+def prepare_demo(out: Path) -> tuple[Path, dict[str, str]]:
+    """The demo manifest and the template variables it needs (`DEMO_CLIP`)."""
+    return DEMO_MANIFEST, {"DEMO_CLIP": str(demo_clip(out).resolve())}
