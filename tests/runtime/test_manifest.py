@@ -55,7 +55,7 @@ TEMPLATE = """{
     "sensehat-display": {"properties.desired": {"THRESHOLD": 0.6}}
   }
 }
-"""
+"""  # noqa: E501
 STARTUP2 = '"startupOrder": 2'
 TO_DISPLAY = '"toDisplay"'
 FRAME_RATE = '"FRAME_RATE"'
@@ -158,7 +158,8 @@ def test_route_syntax_error_names_the_route_and_position() -> None:
     route_column = bad.splitlines()[line - 1].index("FROM /messages")
     position = len("FROM /messages/modules/camera-capture/outputs/* WHERE $body.topProbability >=") + 1
     assert problem == (
-        f"m.json:{line}:{route_column + position}: route toUpstream: the condition ends too early at position {position}"
+        f"m.json:{line}:{route_column + position}: route toUpstream:"
+        f" the condition ends too early at position {position}"
     )
 
 
