@@ -3,6 +3,7 @@ layout from a file, and the official emulator's shared-memory LED state with its
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -94,8 +95,8 @@ def test_sense_hat_framebuffer_layout_and_discovery(tmp_path, camera_message) ->
 
 
 def test_auto_falls_back_to_the_renderer_and_says_why(tmp_path, caplog) -> None:
-    if emulator_running():
-        pytest.skip("a Sense HAT emulator is running on this machine: auto would attach to it")
+    if emulator_running() or SenseFramebuffer.find() or importlib.util.find_spec("sense_hat"):
+        pytest.skip("this machine has a Sense HAT or a running emulator: auto would use it")
     settings = DisplaySettings(render_dir=tmp_path / "frames", terminal_blocks=False)
     with caplog.at_level("INFO", logger="edgevision.display"):
         name, outputs = open_outputs(settings)

@@ -3,6 +3,7 @@ logs its backend, draws, and stops cleanly (exit 0) on SIGTERM and SIGINT; bad s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgevision.display.backends.sensehat import emulator_running
+from edgevision.display.backends.sensehat import SenseFramebuffer, emulator_running
 from edgevision.hub.client import CONNECTION_STRING_VARIABLES, EDGE_VARIABLES
 
 
@@ -76,8 +77,8 @@ def start() -> Iterator:
 
 
 def test_runs_without_iot_edge_logs_its_backend_and_stops_on_sigterm(start, tmp_path) -> None:
-    if emulator_running():
-        pytest.skip("a Sense HAT emulator is running here: auto would attach to it")
+    if emulator_running() or SenseFramebuffer.find() or importlib.util.find_spec("sense_hat"):
+        pytest.skip("this machine has a Sense HAT or a running emulator: auto would use it")
     display = start(RENDER_DIR=str(tmp_path), TERMINAL_BLOCKS="false")
     backend = display.wait_for("display backend:")
     assert "display backend: render" in backend and str(tmp_path) in backend
