@@ -150,6 +150,7 @@ def test_emulator_runs_headless_and_its_leds_read_back(emulator_screen, camera_m
     finally:
         display.close()
     assert screen.read_bytes()[:128] == bytes(128)  # CLEAR_ON_EXIT
+    assert not (screen.parent / f"rpi-sense-emu-client-{os.getpid()}").exists()  # no leftover socket
 
 
 def test_sense_hat_backend_uses_a_named_framebuffer_or_falls_back(tmp_path, caplog, camera_message) -> None:

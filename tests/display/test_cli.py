@@ -105,6 +105,7 @@ def test_emulator_backend_process_owns_the_emulator_and_cleans_up_on_sigint(star
     assert display.stop(signal.SIGINT) == 0
     assert not Path(lock_filename()).exists()
     assert Path(screen_filename()).read_bytes()[:128] == bytes(128)
+    assert not Path(screen_filename()).with_name(f"rpi-sense-emu-client-{display.process.pid}").exists()
 
 
 def test_a_bad_setting_is_a_one_line_error(start) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,11 @@ class SenseEmuOutput(SenseHatLibrary):
 
     def close(self, clear: bool) -> None:
         super().close(clear)
+        # sense_emu never removes the joystick client socket its SenseHat binds for this process
+        from sense_emu.stick import stick_address
+
+        with contextlib.suppress(OSError, TypeError):
+            Path(stick_address()[2]).with_name(f"rpi-sense-emu-client-{os.getpid()}").unlink(missing_ok=True)
         if self.emulator is not None:
             self.emulator.close()
 
