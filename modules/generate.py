@@ -76,7 +76,7 @@ SCORER_HEALTH = (
 VIEWER_HEALTH = (  # only while the viewer is on: SHOW_VIDEO off is healthy too
     "import os, urllib.request as u;"
     " on = os.environ.get('SHOW_VIDEO', '').strip().lower() in ('1', 'true', 'yes', 'on');"
-    " on and u.urlopen('http://127.0.0.1:%s/' % os.environ.get('VIEWER_PORT', '5012'), timeout=4)"
+    " on and u.urlopen('http://127.0.0.1:%s/api/status' % os.environ.get('VIEWER_PORT', '5012'), timeout=4)"
 )
 
 MODULES = (
