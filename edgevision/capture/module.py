@@ -8,6 +8,7 @@ loop between frames, so a frame is always handled with one consistent set of set
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -71,6 +72,8 @@ class CaptureModule:
         self._next_report = 0.0
         self._next_slot = 0.0
         self._error_logged: tuple[str, float] = ("", 0.0)
+        self._writes: queue.Queue[tuple[CaptureStore, Prepared, dict[str, Any], str] | None] = queue.Queue(32)
+        self._writer = threading.Thread(target=self._write_captures, name="capture-writer", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -92,6 +95,7 @@ class CaptureModule:
 
     def _start_parts(self) -> None:
         settings = self.settings
+        self._writer.start()
         self._scorer = self._make_scorer(settings)
         if self._scorer is None:
             log.warning("IMAGE_PROCESSING_ENDPOINT is empty: frames are not scored, reported or captured")
@@ -109,6 +113,9 @@ class CaptureModule:
     def _shutdown(self) -> None:
         if self._feed is not None:
             self._feed.close()
+        if self._writer.is_alive():
+            self._writes.put(None)  # every frame already chosen is stored before we exit
+            self._writer.join()
         if self._scorer is not None:
             self._scorer.close()
         self._report(settings=False)
@@ -236,18 +243,31 @@ class CaptureModule:
             self.counters.cooldown_skips += 1
             return
         record = reporting.sidecar(scored, item.frame, self._source_name, matched, settings)
+        self._cooldowns[key] = now
+        self._writes.put((self._store, item, record, key))  # blocks only when the disk is far behind
+
+    def _write_captures(self) -> None:
+        """Writer thread: a slow disk (an SD card's fsync) must not stall the frame loop."""
+        while (job := self._writes.get()) is not None:
+            try:
+                self._write_capture(*job)
+            except Exception:  # a bug here must not end the writer: later captures would queue up forever
+                log.exception("storing a capture failed")
+            finally:
+                self._writes.task_done()
+
+    def _write_capture(self, store: CaptureStore, item: Prepared, record: dict[str, Any], key: str) -> None:
         try:
-            capture = self._store.save(
+            capture = store.save(
                 item.original_jpeg(), record, captured_at=item.frame.captured_at, frame=item.frame.index, tag=key
             )
+            self.counters.pruned += len(store.prune())
         except OSError as exc:  # a full or read-only disk must not stop scoring and reporting
-            self._log_failure(f"cannot store a capture in {self._store.root}: {exc}", 0)
+            self._log_failure(f"cannot store a capture in {store.root}: {exc}", 0)
             return
-        self._cooldowns[key] = now
         self.counters.captures += 1
-        self.counters.pruned += len(self._store.prune())
-        relative = capture.jpeg.relative_to(self._store.root).as_posix()
-        event = reporting.capture_event(record, relative, capture.sidecar.relative_to(self._store.root).as_posix())
+        relative = capture.jpeg.relative_to(store.root).as_posix()
+        event = reporting.capture_event(record, relative, capture.sidecar.relative_to(store.root).as_posix())
         reporting.send_capture(self.hub, event)
         self.view.add_capture(
             f"/captures/{relative}", record["matchedTag"], record["matchedProbability"], record["capturedAt"]
@@ -326,6 +346,18 @@ class CaptureModule:
         except (OSError, ValueError, KeyError):
             pass  # a foreign or damaged sidecar: just not listed in the viewer
 
+    def _change_store(self, new: CaptureSettings, changed: set[str]) -> None:
+        # Let the writer finish with the current store first: a second store scanning the same folder would
+        # take a write in progress for the leftovers of a crash.
+        self._writes.join()
+        if not new.capture_tags:
+            self._store = None
+        elif self._store is None or "capture_dir" in changed:
+            self._store = self._make_store(new)
+        else:
+            self._store.set_limits(max_mb=new.capture_max_mb, max_age_days=new.capture_max_age_days)
+            self.counters.pruned += len(self._store.prune())
+
     def _start_viewer(self, settings: CaptureSettings) -> None:
         app = create_app(self.view, self.status, lambda: self.settings.capture_dir)
         self._viewer = ViewerServer(app, settings.viewer_host, settings.viewer_port)
@@ -375,7 +407,7 @@ class CaptureModule:
                 self._scorer.close()
             self._scorer = self._make_scorer(new)
         if changed & {"capture_tags", "capture_dir", "capture_max_mb", "capture_max_age_days"}:
-            self._store = self._make_store(new)
+            self._change_store(new, changed)
         if "show_video" in changed:
             self._toggle_viewer(new)
         self.backoff.maximum = new.max_backoff

@@ -48,12 +48,15 @@ class CaptureStore:
 
     def __init__(self, root: Path, *, max_mb: float = 0.0, max_age_days: float = 0.0) -> None:
         self.root = Path(root)
-        self.max_bytes = int(max_mb * MB)
-        self.max_age = timedelta(days=max_age_days) if max_age_days else None
+        self.set_limits(max_mb=max_mb, max_age_days=max_age_days)
         self._lock = threading.Lock()
         self.root.mkdir(parents=True, exist_ok=True)
         self._captures: list[Capture] = self._scan()
         self.total_bytes = sum(c.size for c in self._captures)
+
+    def set_limits(self, *, max_mb: float, max_age_days: float) -> None:
+        self.max_bytes = int(max_mb * MB)
+        self.max_age = timedelta(days=max_age_days) if max_age_days else None
 
     def __len__(self) -> int:
         return len(self._captures)
