@@ -181,8 +181,9 @@ def write_lock(module: Module) -> None:
 
 
 def pure_python_pins(module: Module) -> list[str]:
-    """The pins pip installs on arm32v7: everything except what Debian's packages provide."""
-    debian = {normalize(n) for pkg in module.debian for n in DEBIAN_PACKAGES[pkg]}
+    """The pins pip installs on arm32v7: never a native package (a module that does not take one from Debian,
+    like the display and onnxruntime, does not import it: the build's import check proves it)."""
+    debian = {normalize(n) for names in DEBIAN_PACKAGES.values() for n in names}
     pins = read_pins(MODULES_DIR / module.folder / "constraints.txt")
     extra_only = {"sense-emu"}  # the emulator is for amd64 only
     return [f"{n}=={v}" for n, v in sorted(pins.items()) if n not in debian and n not in extra_only]
