@@ -206,7 +206,8 @@ def user_lines(module: Module) -> list[str]:
     groups = f" --groups {','.join(module.groups)}" if module.groups else ""
     mkdirs = "".join(f" \\\n    && mkdir -p {d} && chown {UID}:{UID} {d}" for d in module.data_dirs)
     return [
-        "# A fixed, unprivileged uid; its supplementary groups give access to the mapped devices.",
+        "# A fixed, unprivileged uid"
+        + (f"; group {', '.join(module.groups)} opens the mapped devices." if module.groups else "."),
         f"RUN useradd --system --uid {UID} --user-group{groups} --create-home --home-dir /home/edgevision"
         f" --shell /usr/sbin/nologin edgevision{mkdirs}",
     ]

@@ -4,6 +4,7 @@ torch), and the image runs as an unprivileged user with a health check where the
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import re
@@ -155,6 +156,8 @@ def test_constraints_pin_everything_the_extra_needs_and_no_torch(folder):
         assert not missing, f"{folder}: `{extra}` needs {missing}, not pinned: run modules/generate.py --lock"
     arm32 = gen.read_pins(ROOT / "modules" / folder / "requirements.arm32v7.txt")
     assert all(pins[name] == version for name, version in arm32.items())
+    # PyPI has no armv7 wheels for these: pip must never be asked for them on arm32v7
+    assert not {"onnxruntime", "numpy", "pillow", "opencv-python-headless", "pydantic-core"} & set(arm32)
 
 
 @pytest.mark.parametrize("folder", MODULE_FOLDERS)
@@ -163,3 +166,32 @@ def test_main_py_runs_the_module_command(folder):
     assert code.command in {"serve", "capture", "display"}
     source = (ROOT / "modules" / folder / "main.py").read_text()
     assert "from edgevision.cli import main" in source
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule, simplified to what .dockerignore uses: the last matching pattern wins, `!` re-includes,
+    a pattern that matches a folder covers everything below it."""
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").strip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if pattern == "**" or any(fnmatch.fnmatchcase(p, pattern) for p in prefixes):
+            ignored = not negate
+    return ignored
+
+
+def test_dockerignore_keeps_what_the_images_copy_and_drops_the_rest():
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copied = {"pyproject.toml", "README.md", "edgevision/models/default/model.onnx"}
+    copied |= {str(p.relative_to(ROOT)) for p in (ROOT / "edgevision").rglob("*.py") if "__pycache__" not in p.parts}
+    copied |= {str(p.relative_to(ROOT)) for p in ROOT.glob("modules/*/*") if p.is_file()}
+    kept_out = sorted(p for p in copied if dockerignored(p, patterns))
+    assert not kept_out, f".dockerignore hides files the images need: {kept_out[:5]}"
+    for heavy in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "edgevision/models/default/backbone.onnx"):
+        assert dockerignored(heavy, patterns), f"{heavy} would be sent to the Docker daemon"
