@@ -231,6 +231,16 @@ def tail_lines(module: Module, debug: bool, python: str) -> list[str]:
     return lines
 
 
+def label_lines(module: Module) -> list[str]:
+    labels = {
+        "org.opencontainers.image.title": f"edgevision-{module.name}",
+        "org.opencontainers.image.description": module.summary,
+        "org.opencontainers.image.version": project_version(),
+        "org.opencontainers.image.licenses": "MIT",
+    }
+    return ["LABEL " + " \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())]
+
+
 def env_lines(module: Module, extra: tuple[str, ...] = ()) -> list[str]:
     values = [
         "PYTHONDONTWRITEBYTECODE=1",
@@ -248,6 +258,7 @@ def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
     lines = [
         *header(module, platform, debug),
         f"FROM {BASES[platform]}",
+        *label_lines(module),
         "",
         *env_lines(module),
         "",
@@ -269,6 +280,7 @@ def debian_dockerfile(module: Module, platform: str, debug: bool) -> str:
     lines = [
         *header(module, platform, debug),
         f"FROM {BASES[platform]}",
+        *label_lines(module),
         "",
         *env_lines(module, ("PATH=/opt/venv/bin:$PATH",)),
         "",
