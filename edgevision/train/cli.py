@@ -131,6 +131,7 @@ def _iterations(args) -> int:
     print(f"{project.name} ({project.id}), {project.classification_type}")
     if not rows:
         print("  no iterations yet")
+        return 0
     print(f"  {'#':>3}  {'created':<25} {'images':>6} {'prec':>6} {'recall':>6} {'mAP':>6} {'acc':>6}  published")
     for info in rows:
         m = info["metrics"]

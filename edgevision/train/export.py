@@ -93,7 +93,8 @@ def write_model_dir(out: Path, head: LinearHead, labels: list[str], metadata: di
 def copy_model_dir(source: Path, out: Path) -> None:
     """Copy an iteration's model files to `out`, replacing only those files (other files in `out` stay)."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES:
+    # model.onnx last: a scoring service watching it reloads only once labels.txt already matches.
+    for name in (LABELS_FILE, MANIFEST_FILE, MODEL_FILE):
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}-")
         os.close(fd)
         shutil.copyfile(source / name, tmp)

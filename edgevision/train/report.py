@@ -102,8 +102,11 @@ def _confusion(metrics: dict) -> str:
 
 
 def _figure():
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its first-run font cache notice is noise
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -42,12 +42,14 @@ class TrainResult:
 
 
 @contextmanager
-def progress_bar(description: str, total: int, enabled: bool | None = None) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    description: str, total: int | None, enabled: bool | None = None, unit: str = "img"
+) -> Iterator[Callable[[int], None]]:
     """A tqdm bar on stderr when it is a terminal (quiet in logs and CI); yields `advance(n)`."""
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if enabled is None else enabled
-    with tqdm(total=total, desc=description, unit="img", disable=not show, leave=False) as bar:
+    with tqdm(total=total, desc=description, unit=unit, disable=not show, leave=False) as bar:
         yield bar.update
 
 
@@ -135,7 +137,7 @@ def train(
         features = extractor.extract([s.ref for s in dataset.samples], views, progress=advance)
     targets = dataset.targets()
     multilabel = dataset.multilabel
-    with progress_bar("training", settings.folds + 1, show_progress) as advance:
+    with progress_bar("training heads", settings.folds + 1, show_progress, unit="fit") as advance:
         held_out = cross_validate(features, targets, settings, multilabel, advance)
         head = fit(features, targets, settings, multilabel)
         advance(1)
