@@ -114,6 +114,10 @@ def settings_class(package: str) -> type:
                 if isinstance(cls, type) and issubclass(cls, Settings) and cls is not Settings:
                     found.append(cls)
     leaves = [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
+    if len(leaves) > 1:  # several: the one the command's handler builds
+        cli = ROOT.joinpath(*package.split("."), "cli.py")
+        text = cli.read_text() if cli.exists() else ""
+        leaves = [c for c in leaves if re.search(rf"\b{c.__name__}\b", text)]
     assert len(leaves) == 1, f"{package}: expected one edgevision.config.Settings subclass, found {leaves}"
     return leaves[0]
 
