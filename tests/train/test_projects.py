@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,24 @@ def test_export_writes_the_iteration_files(project: Path, tmp_path: Path) -> Non
     assert load_model(out).labels == list(CLASSES)
     not_a_project = edgevision("export", "--project", str(tmp_path), "--iteration", "1", "--out", str(out))
     assert not_a_project.returncode == 2 and "not a trainer project" in not_a_project.stderr
+
+
+def test_settings_from_options_and_environment_are_recorded(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    env = {**os.environ, "EDGEVISION_TRAIN_FOLDS": "3", "EDGEVISION_TRAIN_THRESHOLD": "0.2"}
+    args = ["train", str(AERIAL_MINI), "--project", str(project), "--resize", "imagenet", "--augment", "none"]
+    result = subprocess.run(
+        [sys.executable, "-m", "edgevision", *args, "--threshold", "0.9"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    info = json.loads((project / "iterations" / "1" / "iteration.json").read_text())
+    assert info["settings"]["folds"] == 3  # from the environment
+    assert info["settings"]["threshold"] == 0.9  # the option wins
+    assert info["evaluation"]["folds"] == 3 and info["metrics"]["threshold"] == 0.9
+    model = load_model(project / "iterations" / "1" / "model")
+    assert model.metadata["CustomVision.Preprocess.ResizeMethod"] == "ByShorterSide"
+    assert model.metadata["CustomVision.Preprocess.TargetWidth"] == "256.0"
+    assert model.metadata["CustomVision.Preprocess.CropMethod"] == "OneCropCenter"
+    assert len(cache_files(project)) == 30  # one view per image without augmentation
+    bad = edgevision("train", str(AERIAL_MINI), "--project", str(tmp_path / "q"), "--folds", "1")
+    assert bad.returncode == 2 and "EDGEVISION_TRAIN_FOLDS" in bad.stderr
