@@ -100,7 +100,8 @@ MODULES = (
         command="capture",
         extra="capture",
         summary="frames from a camera, file or stream, scored, reported, and the ones that matter kept",
-        debian=("python3-numpy", "python3-pil", "python3-onnxruntime", "python3-pydantic", "python3-opencv"),
+        # the camera never scores in-process (it POSTs to the scorer): no onnxruntime or Pillow on arm32v7
+        debian=("python3-numpy", "python3-pydantic", "python3-opencv"),
         imports="edgevision.capture.cli, cv2, azure.iot.device, flask, waitress, requests",
         groups=("video",),
         ports=(5012,),

@@ -4,7 +4,9 @@ torch), and the image runs as an unprivileged user with a health check where the
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -17,7 +19,7 @@ import pytest
 import tomllib
 
 from tests.conftest import ROOT
-from tests.deploy.conftest import MODULE_FOLDERS, PLATFORMS, module_code
+from tests.deploy.conftest import MODULE_FOLDERS, PLATFORMS, module_code, package_files
 
 VARIANTS = [f"{p}{d}" for p in PLATFORMS for d in ("", ".debug")]
 HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
@@ -195,3 +197,90 @@ def test_dockerignore_keeps_what_the_images_copy_and_drops_the_rest():
     assert not kept_out, f".dockerignore hides files the images need: {kept_out[:5]}"
     for heavy in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "edgevision/models/default/backbone.onnx"):
         assert dockerignored(heavy, patterns), f"{heavy} would be sent to the Docker daemon"
+
+
+# Imported only when present, behind a probe: the images need not carry them.
+OPTIONAL_IMPORTS = {
+    "picamera2": "CSI cameras, the optional `picamera` extra (libcamera is not in the images)",
+    "sense_hat": "the official library; the display falls back to writing the framebuffer itself",
+    "sense_emu": "the emulator, in the amd64 display image only (display-emulator extra)",
+}
+
+
+def edgevision_files(module: str) -> list[Path]:
+    """The files Python runs to import `module`: each parent package's __init__.py, then the module itself."""
+    parts = module.split(".")
+    files = []
+    for depth in range(1, len(parts) + 1):
+        base = ROOT.joinpath(*parts[:depth])
+        for candidate in (base / "__init__.py", base.with_suffix(".py")):
+            if candidate.is_file():
+                files.append(candidate)
+    return files
+
+
+def imported_modules(path: Path, module_level_only: bool) -> list[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if module_level_only else ast.walk(tree)
+    names = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+            if node.module.split(".")[0] == "edgevision":  # `from edgevision.x import submodule`
+                names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def third_party(start: list[Path], module_level_only: bool) -> set[str]:
+    """Top-level names outside the standard library that importing `start` pulls in, following edgevision."""
+    pending, seen, found = list(start), set(), set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in imported_modules(path, module_level_only):
+            top = module.split(".")[0]
+            if top == "edgevision":
+                pending += edgevision_files(module)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                found.add(top)
+    return found
+
+
+def third_party_imports(package: str) -> set[str]:
+    """What a module's container imports: at start-up `edgevision` imports every command package's cli.py
+    (module-level statements run), then the command runs code anywhere in its own package."""
+    from edgevision.cli import COMMAND_PACKAGES
+
+    startup = [ROOT / "edgevision" / "cli.py"]
+    for command_package in COMMAND_PACKAGES:
+        startup += edgevision_files(f"{command_package}.cli")
+    own = package_files(package)
+    return third_party(startup, module_level_only=True) | third_party(own, module_level_only=False)
+
+
+@pytest.mark.parametrize("folder", MODULE_FOLDERS)
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_every_import_of_the_module_is_installed_in_its_image(folder, platform):
+    """What the code imports, mapped to distributions with this environment's metadata, is in the image: pinned
+    by constraints.txt (amd64, arm64v8), or Debian's packages + requirements.arm32v7.txt (arm32v7)."""
+    gen = generator()
+    module = next(m for m in gen.MODULES if m.folder == folder)
+    distributions = importlib.metadata.packages_distributions()
+    if platform == "arm32v7":
+        installed = set(gen.read_pins(ROOT / "modules" / folder / "requirements.arm32v7.txt"))
+        installed |= {gen.normalize(n) for pkg in module.debian for n in gen.DEBIAN_PACKAGES[pkg]}
+    else:
+        installed = set(gen.read_pins(ROOT / "modules" / folder / "constraints.txt"))
+    imports = third_party_imports(module_code(folder).package) - set(OPTIONAL_IMPORTS)
+    assert imports, "found no third-party imports: is the scan still finding the code?"
+    missing = {}
+    for name in sorted(imports):
+        dists = {gen.normalize(d) for d in distributions.get(name, [])}
+        assert dists, f"{folder} imports {name}, which is not installed here either"
+        if not dists & installed:
+            missing[name] = sorted(dists)
+    assert not missing, f"{folder} ({platform}) imports what its image lacks: {missing}"
