@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -260,3 +262,18 @@ def test_debug_template_needs_no_devices_and_opens_debug_ports():
         assert "Devices" not in options["HostConfig"], f"{name}: a development machine has no camera or Sense HAT"
         assert debug[name]["startupOrder"] == base[name]["startupOrder"]
     assert len(host_ports) == len(base), "each module needs its own host port for the debugger"
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_local_runtime_accepts_the_templates(name):
+    """`edgevision run` (the local edge runtime) reads the same templates: they must pass its checks too."""
+    result = subprocess.run(
+        [sys.executable, "-m", "edgevision", "run", name, "--env-file", ".env.template", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: 3 modules" in result.stdout
