@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,10 @@ class _Checker:
             local = resolve_image(image, self.images)
         except ImageError as exc:
             self.problem([*where, '"image"'], f"module {name}: {exc}")
+            return None
+        if not local.command or not shutil.which(local.command[0]):
+            command = local.command[0] if local.command else ""
+            self.problem([*where, '"image"'], f"module {name}: command {command!r} of image {image!r} not found")
             return None
         policy = spec.get("restartPolicy", "always")
         if policy not in RESTART_POLICIES:

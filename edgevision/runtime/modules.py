@@ -11,11 +11,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgevision.errors import EdgeVisionError
 from edgevision.runtime.console import Console
 from edgevision.runtime.manifest import ModuleSpec
 
 # How long a module must run before its restart back-off starts again from the first delay.
 STABLE_AFTER = 60.0
+
+
+class ModuleStartError(EdgeVisionError):
+    """A module's command cannot be started (missing executable, bad working folder)."""
 
 
 @dataclass
@@ -75,14 +80,19 @@ class ModuleProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            list(self.spec.local.command),
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                list(self.spec.local.command),
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ModuleStartError(
+                f"cannot start module {self.name} ({' '.join(self.spec.local.command)}): {exc}"
+            ) from None
         self.started_at = time.monotonic()
         self.exit_code = None
         self.restart_at = None

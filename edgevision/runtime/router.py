@@ -235,7 +235,7 @@ class Router:
         system = {name: properties.pop(key) for key, name in SYSTEM_KEYS.items() if key in properties}
         for key in [k for k in properties if k.startswith("$.")]:  # other system properties the hub drops
             properties.pop(key)
-        system.update(connectionDeviceId=self.device_id, connectionModuleId=link.module, outputName=output)
+        system.update(connectionDeviceId=self.device_id, connectionModuleId=link.module)
         message = Message(link.module, output, payload, properties, system)
         self.received[f"{link.module}/{output}"] += 1
         self.route(message)

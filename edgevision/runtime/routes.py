@@ -210,7 +210,6 @@ SYSTEM_PROPERTIES = {
     "$userid": "userId",
     "$connectiondeviceid": "connectionDeviceId",
     "$connectionmoduleid": "connectionModuleId",
-    "$outputname": "outputName",
 }
 
 

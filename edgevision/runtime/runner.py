@@ -22,7 +22,7 @@ from edgevision.runtime import certs, manifest
 from edgevision.runtime.broker import ModuleBroker, find_mosquitto, free_addresses
 from edgevision.runtime.console import Console
 from edgevision.runtime.manifest import Deployment, ModuleSpec
-from edgevision.runtime.modules import STABLE_AFTER, ModuleProcess, RestartPolicy
+from edgevision.runtime.modules import STABLE_AFTER, ModuleProcess, ModuleStartError, RestartPolicy
 from edgevision.runtime.router import Router, UpstreamLog
 from edgevision.runtime.twins import TwinStore
 from edgevision.runtime.workload import API_VERSION, WorkloadAPI
@@ -296,7 +296,12 @@ class Runtime:
             if module.restart_at is not None:
                 if now >= module.restart_at and not self._stop.is_set():
                     module.restarts += 1
-                    module.start()
+                    try:
+                        module.start()
+                    except ModuleStartError as exc:
+                        module.restart_at, module.finished, module.exit_code = None, True, 127
+                        self.console.line("runtime", str(exc))
+                        continue
                     self.console.line(
                         "runtime", f"restarted {module.name} (pid {module.pid}, restart {module.restarts})"
                     )
