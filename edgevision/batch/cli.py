@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 ENGINES = ("local", "spark")
 
@@ -52,16 +51,15 @@ def add_score_arguments(parser: argparse.ArgumentParser, engine: bool = True) ->
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from edgevision.batch.output import SCORES, prepare, write_run
+    from edgevision.batch.output import prepare
     from edgevision.batch.settings import BatchSettings
     from edgevision.config import ConfigError
 
     settings = BatchSettings.from_env(model_dir=args.model, workers=args.workers, batch_size=args.batch_size)
-    engine = args.engine
     conf = dict(_key_value(item) for item in args.conf)
-    if engine == "local" and (args.master or conf):
+    if args.engine == "local" and (args.master or conf):
         raise ConfigError("--master and --conf apply to --engine spark only")
-    if engine == "spark":
+    if args.engine == "spark":
         from edgevision.batch.sources import is_remote
         from edgevision.batch.spark_engine import check_spark_available
 
@@ -70,12 +68,12 @@ def run_score(args: argparse.Namespace) -> int:
             prepare(args.out, args.overwrite, args.csv)
         return _score_spark(args, settings, conf)
     prepare(args.out, args.overwrite, args.csv)
-    return _score_local(args, settings, SCORES, write_run)
+    return _score_local(args, settings)
 
 
-def _score_local(args, settings, scores_name: str, write_run) -> int:
+def _score_local(args, settings) -> int:
     from edgevision.batch.local import score_local
-    from edgevision.batch.output import write_local
+    from edgevision.batch.output import SCORES, write_local, write_run
     from edgevision.batch.sources import local_files
 
     source = local_files(args.source)
@@ -88,45 +86,32 @@ def _score_local(args, settings, scores_name: str, write_run) -> int:
         chunk_size=settings.chunk_size,
     )
     write_local(result.table, args.out, args.csv)
-    errors = result.table.num_rows - result.table.column("error").null_count
-    details = _run_details(args, "local", result.model, result.table.num_rows, errors, result.seconds)
-    details["workers"] = result.workers
-    write_run(args.out, details)
-    _report(result.table.num_rows, errors, result.seconds, os.path.join(args.out, scores_name))
+    images = result.table.num_rows
+    errors = images - result.table.column("error").null_count
+    write_run(
+        args.out,
+        source=args.source,
+        engine="local",
+        model=result.model,
+        images=images,
+        errors=errors,
+        seconds=result.seconds,
+        workers=result.workers,
+    )
+    _report(images, errors, result.seconds, os.path.join(args.out, SCORES))
     return 0
 
 
 def _score_spark(args, settings, conf: dict[str, str]) -> int:
-    from edgevision.batch.output import SCORES, write_run
+    from edgevision.batch.output import SCORES
     from edgevision.batch.spark_engine import score_spark
 
     result = score_spark(
         args.source, args.out, settings=settings, master=args.master, csv=args.csv, overwrite=args.overwrite, conf=conf
     )
     seconds = result.session_seconds + result.job_seconds
-    details = _run_details(args, "spark", result.model, result.images, result.errors, seconds)
-    details.update(
-        master=result.master,
-        partitions=result.partitions,
-        sparkSessionSeconds=round(result.session_seconds, 3),
-        sparkJobSeconds=round(result.job_seconds, 3),
-    )
-    write_run(result.output, details)
     _report(result.images, result.errors, seconds, result.output.rstrip("/") + "/" + SCORES)
     return 0
-
-
-def _run_details(args, engine: str, model, images: int, errors: int, seconds: float) -> dict:
-    return {
-        "source": args.source,
-        "engine": engine,
-        "model": model.describe(),
-        "labels": list(model.labels),
-        "images": images,
-        "errors": errors,
-        "seconds": round(seconds, 3),
-        "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
 
 
 def _report(images: int, errors: int, seconds: float, where: str) -> None:

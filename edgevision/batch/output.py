@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,10 +88,22 @@ def csv_table(table):
     return table.set_column(index, "probabilities", pa.array(as_json, pa.string()))
 
 
-def write_run(out: str, details: dict) -> None:
-    """`run.json`: what was scored with which model and engine, and how long it took."""
-    if os.path.isdir(out):
-        Path(out, RUN).write_text(json.dumps(details, indent=2) + "\n", encoding="utf-8")
+def write_run(out: str, *, source: str, engine: str, model, images: int, errors: int, seconds: float, **extra) -> None:
+    """`run.json`: what was scored with which model and engine, and how long it took (local OUT only)."""
+    if not os.path.isdir(out):
+        return
+    details = {
+        "source": source,
+        "engine": engine,
+        "model": model.describe(),
+        "labels": list(model.labels),
+        "images": images,
+        "errors": errors,
+        "seconds": round(seconds, 3),
+        "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+    Path(out, RUN).write_text(json.dumps(details, indent=2) + "\n", encoding="utf-8")
 
 
 def scores_path(out: str) -> Path:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevision.batch.output import CSV, SCORES, OutputError
+from edgevision.batch.output import CSV, SCORES, OutputError, write_run
 from edgevision.batch.scoring import COLUMNS, ModelInfo, display_path, relative_folder, score_contents
 from edgevision.batch.settings import BatchSettings
 from edgevision.batch.sources import SourceError, is_remote, spark_source
@@ -255,7 +255,7 @@ def score_spark(
         mode = "overwrite" if overwrite else "errorifexists"
         table.write.mode(mode).parquet(_join(out, SCORES))
         if csv:
-            _csv_columns(table).coalesce(1).write.mode(mode).option("header", "true").csv(_join(out, CSV))
+            _csv_columns(table).coalesce(1).write.mode(mode).options(header="true", escape='"').csv(_join(out, CSV))
         scored.unpersist()
     except EdgeVisionError:
         raise
@@ -263,11 +263,25 @@ def score_spark(
         raise _job_error(exc, source, out) from None
     finally:
         shipped.unpersist()
+    job_seconds = time.perf_counter() - started - session_seconds
+    write_run(
+        out,
+        source=source,
+        engine="spark",
+        model=model,
+        images=images,
+        errors=errors,
+        seconds=session_seconds + job_seconds,
+        master=sc.master,
+        partitions=partitions,
+        sparkSessionSeconds=round(session_seconds, 3),
+        sparkJobSeconds=round(job_seconds, 3),
+    )
     return SparkResult(
         images,
         errors,
         session_seconds,
-        time.perf_counter() - started - session_seconds,
+        job_seconds,
         partitions,
         sc.master,
         out,

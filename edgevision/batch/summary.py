@@ -25,7 +25,7 @@ class SummaryError(EdgeVisionError):
 
 @dataclass(frozen=True)
 class Summary:
-    table: object  # pandas DataFrame: group, images, errors, tag, count, share
+    table: object  # pandas DataFrame: folder (the group), images, errors, tag, count, share
     text: str
     csv: Path
     png: Path
@@ -79,7 +79,7 @@ def summary_table(scores, by: str | int, labels: list[str] | None = None):
             count = int(counts.get((group, tag), 0))
             share = count / images if images else float("nan")
             rows.append((group, images, int(stats["errors"]), tag, count, share))
-    return pd.DataFrame(rows, columns=["group", "images", "errors", "tag", "count", "share"])
+    return pd.DataFrame(rows, columns=["folder", "images", "errors", "tag", "count", "share"])
 
 
 def render(table) -> str:
@@ -87,7 +87,7 @@ def render(table) -> str:
     wide = _wide_shares(table)
     if wide.empty:
         return "no scored files"
-    header = ["group", "images", "errors", *[str(c) for c in wide.columns[2:]]]
+    header = ["folder", "images", "errors", *[str(c) for c in wide.columns[2:]]]
     lines = [header]
     for group, row in wide.iterrows():
         shares = [f"{100 * v:.1f}%" if v == v else "-" for v in row.iloc[2:]]
@@ -108,9 +108,9 @@ def _wide_shares(table):
     totals = table.groupby("tag", sort=False)["count"].sum().sort_values(ascending=False, kind="stable")
     keep = list(totals.index[:MAX_CHART_TAGS])
     frame = table.assign(tag=[t if t in keep else OTHER for t in table["tag"]])
-    shares = frame.groupby(["group", "tag"], sort=False)["share"].sum().unstack("tag")
+    shares = frame.groupby(["folder", "tag"], sort=False)["share"].sum().unstack("tag")
     columns = keep + ([OTHER] if OTHER in shares.columns else [])
-    stats = table.groupby("group")[["images", "errors"]].first()
+    stats = table.groupby("folder")[["images", "errors"]].first()
     return stats.join(shares[columns])
 
 
