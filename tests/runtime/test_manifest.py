@@ -204,26 +204,19 @@ def test_demo_manifest_is_valid() -> None:
     assert deployment.modules["camera-capture"].restart_policy == "on-failure"
 
 
-def test_project_deployment_template_loads() -> None:
-    template = ROOT / "deployment.template.json"
-    if not template.is_file():
-        pytest.skip("deployment.template.json is not in the repository yet")
-    env_example = next((p for p in (ROOT / ".env.template", ROOT / ".env.example") if p.is_file()), None)
-    variables = manifest.read_env_file(env_example) if env_example else {}
-    variables = {**{name: "" for name in _upper_variables(template.read_text())}, **variables}
-    variables.setdefault("MODELS_HOST_DIR", "/srv/models")
-    variables["MODELS_HOST_DIR"] = variables["MODELS_HOST_DIR"] or "/srv/models"
-    variables["UPSTREAM_MIN_PROBABILITY"] = variables.get("UPSTREAM_MIN_PROBABILITY") or "0.5"
-    deployment = manifest.load(template, variables)
+@pytest.mark.parametrize("name", ["deployment.template.json", "deployment.debug.template.json"])
+def test_project_deployment_templates_load(name: str) -> None:
+    template, settings = ROOT / name, ROOT / ".env.template"
+    if not (template.is_file() and settings.is_file()):
+        pytest.skip(f"{name} or .env.template is not in the repository")
+    deployment = manifest.load(template, manifest.read_env_file(settings))
     assert set(deployment.modules) == {"camera-capture", "image-classifier-service", "sensehat-display"}
-    names = {r.name for r in deployment.routes}
-    assert {"cameraToDisplay", "cameraToUpstream", "capturesToUpstream"} <= names
-
-
-def _upper_variables(text: str) -> set[str]:
-    import re
-
-    return set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)\}?", text))
+    assert {r.name for r in deployment.routes} == {"cameraToDisplay", "cameraToUpstream", "capturesToUpstream"}
+    assert {m.local.name for m in deployment.modules.values()} == {
+        "CameraCapture",
+        "ImageClassifierService",
+        "SenseHatDisplay",
+    }
 
 
 def test_cli_rejects_a_bad_manifest_before_starting_anything(tmp_path: Path) -> None:
