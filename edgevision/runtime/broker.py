@@ -22,6 +22,7 @@ from pathlib import Path
 
 from edgevision.errors import EdgeVisionError
 from edgevision.runtime.certs import Certificates
+from edgevision.runtime.modules import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,10 @@ def free_addresses(count: int, port: int = MQTT_TLS_PORT) -> list[str]:
     random.shuffle(candidates)
     chosen = [a for a in candidates if _port_free(a, port)][:count]
     if len(chosen) < count:
-        raise BrokerError(f"not enough free loopback addresses with port {port} free")
+        raise BrokerError(
+            f"port {port} is taken on the loopback addresses 127.0.0.2-254 (another MQTT broker listening on"
+            f" 0.0.0.0:{port}?): stop it, or bind it to one address"
+        )
     return chosen
 
 
@@ -122,7 +126,11 @@ class ModuleBroker:
         conf.write_text(self.config(), encoding="utf-8")
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
-                [self.executable, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                [self.executable, "-c", str(conf)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,  # calls one preloaded C function: safe with threads
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

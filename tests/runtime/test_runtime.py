@@ -204,3 +204,20 @@ def _alive(pid: int) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_a_killed_runtime_leaves_no_orphans(mosquitto, tmp_path: Path) -> None:
+    text = manifest({"display": module({"ROLE": "receiver", "RECORD": str(tmp_path / "received.jsonl")})}, {})
+    process = _cli(tmp_path, text)
+    state_file = tmp_path / "out" / "runtime.json"
+    try:
+        wait_for(lambda: state_file.exists() and "receiver ready" in _log(tmp_path, "display"), 30, "the module")
+        import json
+
+        state = json.loads(state_file.read_text())["modules"]["display"]
+        process.kill()  # no clean-up code runs: the children must go by themselves
+        process.wait(10)
+    finally:
+        process.kill()
+    for pid in (state["pid"], state["brokerPid"]):
+        assert not _alive(pid)
