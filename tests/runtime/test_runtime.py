@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,10 +215,13 @@ def test_a_killed_runtime_leaves_no_orphans(mosquitto, tmp_path: Path) -> None:
         wait_for(lambda: state_file.exists() and "receiver ready" in _log(tmp_path, "display"), 30, "the module")
         import json
 
-        state = json.loads(state_file.read_text())["modules"]["display"]
+        run_state = json.loads(state_file.read_text())
+        state = run_state["modules"]["display"]
         process.kill()  # no clean-up code runs: the children must go by themselves
         process.wait(10)
     finally:
         process.kill()
+    scratch = Path(run_state["workloadUri"].removeprefix("unix://")).parent
+    shutil.rmtree(scratch, ignore_errors=True)  # the killed runtime could not remove its temp folder
     for pid in (state["pid"], state["brokerPid"]):
         assert not _alive(pid)
