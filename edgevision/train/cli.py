@@ -30,6 +30,7 @@ def register(subparsers) -> None:
         ("--min-images", "min_images"),
         ("--negative-tag", "negative_tag"),
         ("--threads", "threads"),
+        ("--cache", "cache"),
     ):
         info = fields[field]
         choices = getattr(info.annotation, "__args__", None) if field in {"resize", "augment"} else None

@@ -57,6 +57,12 @@ class TrainSettings(Settings):
         description="Multi-label CSV: the tag that marks an image with none of the tags.",
         json_schema_extra=_env("NEGATIVE_TAG"),
     )
+    cache: str = Field(
+        "",
+        description="Feature cache folder (default: <project>/cache/features). Projects training on the same"
+        " pictures may share one; entries are keyed by image content, backbone and pre-processing.",
+        json_schema_extra=_env("CACHE"),
+    )
     threads: int = Field(
         0,
         ge=0,

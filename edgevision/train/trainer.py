@@ -20,7 +20,7 @@ import numpy as np
 
 from edgevision import __version__
 from edgevision.train.dataset import Dataset, load_dataset
-from edgevision.train.errors import ExportError
+from edgevision.train.errors import DatasetError, ExportError
 from edgevision.train.export import write_model_dir
 from edgevision.train.features import AUGMENTATIONS, BACKBONE_FILE, FeatureExtractor, backbone_metadata
 from edgevision.train.head import LinearHead, fit_head
@@ -120,10 +120,13 @@ def train(
     settings = settings or TrainSettings()
     started = time.monotonic()
     source = Path(data)
-    # The project is checked first (a wrong folder fails before any work); it is created only on success.
+    if not source.exists():
+        raise DatasetError(f"{source}: no such folder or CSV file")
+    # The project folder is checked before any work but written only once the data passes its checks.
     project = Project.open_or_create(project_dir, multilabel=source.is_file(), name=name, create=False)
     views = AUGMENTATIONS[settings.augment]
-    extractor = FeatureExtractor(settings.resize, project.cache_dir, settings.threads)
+    cache = Path(settings.cache).expanduser() if settings.cache else project.cache_dir
+    extractor = FeatureExtractor(settings.resize, cache, settings.threads)
     with progress_bar("reading images", _listing_size(source), show_progress) as advance:
         dataset = load_dataset(
             source,

@@ -21,9 +21,15 @@ def edgevision(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> Path:
+def feature_cache(tmp_path_factory) -> str:
+    """One feature cache for the runs whose subject is not the cache itself (they train on the same tiles)."""
+    return str(tmp_path_factory.mktemp("feature-cache"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, feature_cache: str) -> Path:
     """A project with iteration 1 trained on aerial-mini by `edgevision train` (default settings)."""
     project = tmp_path_factory.mktemp("train") / "land-use"
-    result = edgevision("train", str(AERIAL_MINI), "--project", str(project))
+    result = edgevision("train", str(AERIAL_MINI), "--project", str(project), "--cache", feature_cache)
     assert result.returncode == 0, result.stderr
     return project

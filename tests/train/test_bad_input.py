@@ -37,14 +37,14 @@ def test_one_tag_is_not_enough(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_unreadable_files_are_skipped_and_listed(tmp_path: Path) -> None:
+def test_unreadable_files_are_skipped_and_listed(tmp_path: Path, feature_cache: str) -> None:
     data = copy_mini(tmp_path / "data")
     (data / "Barren" / "notes.txt").write_text("field notes, not a picture")
     truncated = data / "Cultivated" / "cut.png"
     truncated.write_bytes(next((data / "Cultivated").glob("*.png")).read_bytes()[:2000])
     (data / "Developed" / "empty.jpg").write_bytes(b"")
     project = tmp_path / "project"
-    result = edgevision("train", str(data), "--project", str(project))
+    result = edgevision("train", str(data), "--project", str(project), "--cache", feature_cache)
     assert result.returncode == 0, result.stderr
     assert "skipped 3 unreadable file(s)" in result.stdout
     metrics = json.loads((project / "iterations" / "1" / "metrics.json").read_text())
@@ -69,14 +69,14 @@ def test_unreadable_files_that_leave_too_few_images_fail_before_features(tmp_pat
 
 
 @pytest.mark.slow
-def test_same_image_under_two_tags_is_reported_and_not_trained_on(tmp_path: Path) -> None:
+def test_same_image_under_two_tags_is_reported_and_not_trained_on(tmp_path: Path, feature_cache: str) -> None:
     data = copy_mini(tmp_path / "data")
     twin = sorted((data / "Barren").iterdir())[0]
     shutil.copyfile(twin, data / "Developed" / "looks-developed.png")
     same_tag = sorted((data / "Cultivated").iterdir())[0]
     shutil.copyfile(same_tag, data / "Cultivated" / "again.png")
     project = tmp_path / "project"
-    result = edgevision("train", str(data), "--project", str(project))
+    result = edgevision("train", str(data), "--project", str(project), "--cache", feature_cache)
     assert result.returncode == 0, result.stderr
     assert "2 duplicate image(s), 1 under different tags" in result.stdout
     metrics = json.loads((project / "iterations" / "1" / "metrics.json").read_text())

@@ -16,7 +16,7 @@ TAGS = {"Barren": "Negative", "Cultivated": "Cultivated; open land", "Developed"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, feature_cache: str) -> Path:
     root = tmp_path_factory.mktemp("multilabel")
     lines = ["path,tags"]
     for i, image in enumerate(sorted(AERIAL_MINI.rglob("*.png"))):
@@ -29,7 +29,7 @@ def project(tmp_path_factory) -> Path:
     for tag in TAGS:  # paths in the CSV are relative to its folder
         (root / tag).symlink_to(AERIAL_MINI / tag)
     csv.write_text("\n".join(lines) + "\n")
-    result = edgevision("train", str(csv), "--project", str(root / "project"))
+    result = edgevision("train", str(csv), "--project", str(root / "project"), "--cache", feature_cache)
     assert result.returncode == 0, result.stderr
     return root / "project"
 
