@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import read_jsonl
+from tests.runtime.conftest import read_jsonl, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +51,39 @@ def test_demo_runs_the_three_modules_and_ends_by_itself(mosquitto, tmp_path: Pat
     state = json.loads((out / "runtime.json").read_text())["modules"]
     assert state["camera-capture"]["exitCode"] == 0 and state["camera-capture"]["restarts"] == 0
     assert all(m["restarts"] == 0 for m in state.values())
+
+
+def test_real_modules_apply_desired_changes_without_restart(live_run, tmp_path: Path, demo_photos) -> None:
+    from edgevision.capture.slideshow import make_slideshow
+    from edgevision.runtime.demo import DEMO_MANIFEST
+
+    photos = {p.name: p for p in demo_photos}
+    clip = make_slideshow([photos["2014_000006.jpg"], photos["dog.jpg"]], tmp_path / "clip.avi", 2.0, 1.0)
+    data = json.loads(DEMO_MANIFEST.read_text())
+    camera = data["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]["camera-capture"]
+    camera["restartPolicy"] = "always"
+    camera["env"].update(VIDEO_PATH={"value": str(clip)}, LOOP_VIDEO={"value": "true"}, CAPTURE_COOLDOWN={"value": "0"})
+    desired = data["modulesContent"]
+    desired["camera-capture"]["properties.desired"]["CAPTURE_TAGS"] = "malamute"
+    run = live_run(json.dumps(data, indent=2))
+
+    captures = run.out / "captures"
+    wait_for(lambda: list(captures.rglob("*malamute.jpg")), 60, "malamute captures")
+    assert not list(captures.rglob("*zebra.jpg"))
+    before = run.state()["modules"]
+
+    desired["camera-capture"]["properties.desired"]["CAPTURE_TAGS"] = "zebra"
+    desired["sensehat-display"]["properties.desired"]["THRESHOLD"] = 0.95
+    run.path.write_text(json.dumps(data, indent=2))
+    wait_for(lambda: list(captures.rglob("*zebra.jpg")), 60, "zebra captures after the twin change")
+    wait_for(lambda: _reported(run, "sensehat-display").get("THRESHOLD") == 0.95, 30, "the display's new threshold")
+    assert _reported(run, "camera-capture")["CAPTURE_TAGS"] == "zebra"
+    after = run.state()["modules"]
+    for name in ("camera-capture", "sensehat-display"):
+        assert after[name]["pid"] == before[name]["pid"] and after[name]["restarts"] == 0
+    run.stop()
+
+
+def _reported(run, name: str) -> dict:
+    path = run.out / "twins" / f"{name}.json"
+    return json.loads(path.read_text())["reported"] if path.exists() else {}
