@@ -9,7 +9,6 @@ point from topics it delivers, so the SDK would not recognise its own twin respo
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import random
@@ -88,8 +87,12 @@ class ModuleBroker:
     def config(self) -> str:
         # Persistence keeps the modules' sessions (the SDK connects with clean_session=False and never
         # re-subscribes), so they survive a broker restart as they survive an edgeHub restart.
+        # Started as root, mosquitto drops to the `mosquitto` user, which cannot read certificates in a 0700
+        # folder; staying root is no wider than the runtime itself (and the listener is loopback only).
+        user = ["user root"] if os.geteuid() == 0 else []
         return "\n".join(
             [
+                *user,
                 "per_listener_settings false",
                 "allow_anonymous true",
                 "persistence true",
@@ -97,7 +100,6 @@ class ModuleBroker:
                 "autosave_interval 1",
                 "autosave_on_changes true",
                 "max_queued_messages 1000",
-                f"user {getpass.getuser()}",  # certificates may sit in a 0700 folder
                 "log_dest stdout",
                 "log_type error",
                 "log_type warning",
