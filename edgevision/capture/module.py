@@ -82,8 +82,18 @@ class CaptureModule:
         self._wake.set()
 
     def run(self) -> int:
+        env_settings = self.settings
         self._apply_twin_at_start()
-        self._open_source(self.settings)  # a missing file stops us here, with one clear line
+        try:
+            self._open_source(self.settings)  # a missing file stops us here, with one clear line
+        except EdgeVisionError as exc:
+            if self.settings.video_path == env_settings.video_path:
+                raise
+            # The twin named a source that does not exist: keep running on the manifest's.
+            log.error("the twin's VIDEO_PATH is not used: %s", exc)
+            self.hub.report({"settingsError": str(exc)})
+            self.settings = self.settings.model_copy(update={"video_path": env_settings.video_path})
+            self._open_source(self.settings)
         try:
             self._start_parts()
             self.hub.on_desired(self._on_desired)
@@ -165,8 +175,7 @@ class CaptureModule:
         sent_at = time.perf_counter()
         if scored is not None and self._store is not None:
             self._capture(item, scored)
-        if self._viewer is not None:
-            self.view.update(item.frame.image, tag, probability)
+        self.view.update(item.frame.image, tag, probability)  # a reference only: drawn when someone watches
         self._last_frame_at = time.monotonic()
         if self.settings.verbose:
             done = time.perf_counter()

@@ -237,7 +237,11 @@ class LiveSource(FrameSource):
         delivered = 0
         next_at = time.monotonic()
         while not self._stop.is_set():
-            ok, image = capture.read()
+            try:
+                ok, image = capture.read()
+            except Exception as exc:  # a driver error is one more failure to retry, not the end of the reader
+                log.warning("reading %s failed: %s", self.name, exc)
+                return delivered
             if not ok or image is None:
                 return delivered
             delivered += 1

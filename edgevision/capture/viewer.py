@@ -7,20 +7,23 @@ new frame however many browsers watch, and not at all when nobody does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from flask import Flask, Response, jsonify, render_template_string, send_from_directory
 
 from edgevision.capture.frames import encode_jpeg
 from edgevision.errors import EdgeVisionError
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,8 @@ setInterval(refresh, 1000);
 
 def create_app(view: LiveView, status: Callable[[], dict[str, Any]], capture_root: Callable[[], Path]) -> Flask:
     """The viewer application: `/`, `/video.mjpg`, `/frame.jpg`, `/api/status`, `/captures/<file>`."""
+    from flask import Flask, Response, jsonify, render_template_string, send_from_directory  # only with SHOW_VIDEO
+
     app = Flask(__name__)
 
     def snapshot() -> dict[str, Any]:
@@ -214,8 +219,11 @@ class ViewerServer:
     def __init__(self, app: Flask, host: str, port: int) -> None:
         from waitress.server import create_server
 
+        self._map: dict[int, Any] = {}  # our own socket map, so close() can end open MJPEG streams too
         try:
-            self._server = create_server(app, host=host, port=port, threads=8, ident="edgevision-capture")
+            self._server = create_server(
+                app, map=self._map, host=host, port=port, threads=8, ident="edgevision-capture"
+            )
         except OSError as exc:
             raise ViewerError(f"VIEWER_PORT: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self.port = port
@@ -231,4 +239,8 @@ class ViewerServer:
 
     def close(self) -> None:
         self._server.close()
+        for channel in list(self._map.values()):  # open streams and the loop's trigger: the loop then ends
+            with contextlib.suppress(Exception):
+                channel.close()
+        self._server.task_dispatcher.shutdown(timeout=1)
         self._thread.join(2)

@@ -221,3 +221,14 @@ def test_a_scorer_answering_errors_is_counted_and_the_file_is_still_finished(
     assert counters.errors == slideshow.frame_count and counters.scored == 0
     assert "HTTP 404" in run.module.last_error
     assert not run.hub.bodies("output1")
+
+
+def test_a_twin_naming_a_missing_video_keeps_the_manifest_source(
+    scoring_service: ScoringService, slideshow: Slideshow
+) -> None:
+    hub = RecordingHub(desired={"VIDEO_PATH": "/nonexistent/park.avi"})
+    run = run_module(settings_for(scoring_service.url, slideshow, message_top_n=1), hub)
+    assert run.module.counters.scored == slideshow.frame_count
+    assert "VIDEO_PATH" in hub.reports[0]["settingsError"]
+    assert hub.reported["VIDEO_PATH"] == str(slideshow)
+    assert all(len(body["predictions"]) == 1 for body in hub.bodies("output1"))

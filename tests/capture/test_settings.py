@@ -126,3 +126,11 @@ def test_start_up_errors_are_one_line_naming_the_variable(env: dict[str, str], v
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("edgevision capture: error: ") and variable in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_every_variable_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "capture.md").read_text("utf-8")
+    missing = [name for name in CaptureSettings.env_names() if f"| `{name}` |" not in doc]
+    assert not missing, f"docs/capture.md lacks {missing}"

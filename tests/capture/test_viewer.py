@@ -130,3 +130,29 @@ def test_headless_chromium_shows_the_live_image_the_tag_and_the_captures(viewer:
     live = page.crop((16, 80, 656, 560))  # where the 640 x 480 live image is laid out
     assert np.asarray(live).std() > 20  # a picture, not an empty box
     assert green_pixels(live.crop((0, 0, 320, 60))) > 100  # with the tag drawn on it
+
+
+def test_show_video_can_be_switched_on_and_off_from_the_twin(
+    scoring_service: ScoringService, dog_clip: Slideshow, tmp_path: Path
+) -> None:
+    from edgevision.capture.module import CaptureModule
+    from tests.capture.conftest import RecordingHub, run_in_thread, settings_for
+
+    port = free_port()
+    hub = RecordingHub()
+    settings = settings_for(scoring_service.url, dog_clip, play_at_file_rate="yes", loop_video="yes", viewer_port=port)
+    module = CaptureModule(settings, hub)
+    thread = run_in_thread(module.run)
+    try:
+        wait_until(lambda: hub.desired_handler is not None and module.counters.scored, 30, "the module running")
+        assert status(port) is None
+        hub.desired_handler({"SHOW_VIDEO": "true"})
+        assert wait_until(lambda: status(port), 30, "the viewer")["tag"] == "malamute"
+        hub.desired_handler({"show_video": False})
+        wait_until(lambda: status(port) is None, 30, "the viewer closed")
+        wait_until(lambda: hub.reported["SHOW_VIDEO"] is False, 30, "the change reported")
+        assert thread.is_alive()
+    finally:
+        module.stop()
+        thread.join(30)
+    assert not thread.is_alive()
