@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from edgevision.errors import EdgeVisionError
@@ -52,7 +53,12 @@ class Message:
     system: Mapping[str, str] = field(default_factory=dict)  # contentType, contentEncoding, messageId, ...
 
     def json_body(self) -> Any:
-        """The body as JSON when the message says it is UTF-8 JSON, else UNDEFINED (as IoT Hub does)."""
+        """The body as JSON when the message says it is UTF-8 JSON, else UNDEFINED (as IoT Hub does);
+        parsed once per message, however many routes look at it."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> Any:
         content_type = self.system.get("contentType", "").split(";")[0].strip().lower()
         encoding = self.system.get("contentEncoding", "").strip().lower().replace("-", "")
         if content_type != "application/json" or encoding != "utf8":
