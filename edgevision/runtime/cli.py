@@ -18,8 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--duration",
-        type=float,
-        help="stop after this many seconds (default: until Ctrl-C or every finite module has finished)",
+        type=_seconds,
+        metavar="S",
+        help="stop after S seconds (default: at Ctrl-C, or once every module whose restartPolicy lets it"
+        " finish has finished)",
     )
     run.add_argument("--out", type=Path, help="folder for every artefact of the run (default: edgevision-runs/<time>)")
     run.add_argument(
@@ -34,6 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--check", action="store_true", help="only validate the manifest and exit")
     run.set_defaults(func=handle)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def handle(args: argparse.Namespace) -> int:

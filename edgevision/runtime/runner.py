@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgevision.errors import EdgeVisionError
 from edgevision.runtime import certs, manifest
 from edgevision.runtime.broker import ModuleBroker, find_mosquitto, free_addresses
 from edgevision.runtime.console import Console
@@ -43,6 +44,10 @@ PASS_THROUGH = (
     "OMP_NUM_THREADS",
     "EDGEVISION_SHARED",
 )
+
+
+class RunError(EdgeVisionError):
+    """The run cannot start (its folder is unusable)."""
 
 
 class RunOptions(BaseModel):
@@ -125,8 +130,11 @@ class Runtime:
     def _prepare_out(self) -> None:
         for name in ("logs", "twins"):
             shutil.rmtree(self.out / name, ignore_errors=True)
-        (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        (self.out / "upstream.jsonl").unlink(missing_ok=True)
+        try:
+            (self.out / "logs").mkdir(parents=True, exist_ok=True)
+            (self.out / "upstream.jsonl").unlink(missing_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot use {self.out} as the run folder: {exc.strerror or exc}") from None
         # Unix socket paths must stay short (108 bytes): the socket and broker state live in a temp folder.
         self._scratch = Path(tempfile.mkdtemp(prefix="edgevision-run-"))
 
