@@ -170,7 +170,8 @@ def _check_counts(
         found = f"only {tags[0]!r}" if tags else "none"
         layout = "a CSV of path,tags" if multilabel else "one sub-folder of images per tag"
         raise DatasetError(f"{source}: at least 2 tags are needed{when}, found {found} (expected {layout})")
-    few = [f"{tag!r} ({counts[tag]})" for tag in tags if counts[tag] < min_images]
+    unit = " readable" if when else " files"  # the first check counts files, before any is read
+    few = [f"{tag!r} ({counts[tag]}{unit})" for tag in tags if counts[tag] < min_images]
     if few:
         raise DatasetError(f"{source}: every tag needs at least {min_images} images{when}; too few: {', '.join(few)}")
     return tags

@@ -23,7 +23,7 @@ def test_too_few_images_fails_before_any_work(tmp_path: Path) -> None:
     project = tmp_path / "project"
     result = edgevision("train", str(data), "--project", str(project))
     assert result.returncode == 2
-    assert "'Barren' (4)" in result.stderr and "at least 5 images" in result.stderr
+    assert "'Barren' (4 files)" in result.stderr and "at least 5 images" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not project.exists()
 
@@ -64,7 +64,7 @@ def test_unreadable_files_that_leave_too_few_images_fail_before_features(tmp_pat
     project = tmp_path / "project"
     result = edgevision("train", str(data), "--project", str(project))
     assert result.returncode == 2
-    assert "'Developed' (4)" in result.stderr and "after skipping 6 unreadable" in result.stderr
+    assert "'Developed' (4 readable)" in result.stderr and "after skipping 6 unreadable" in result.stderr
     assert not project.exists()
 
 
