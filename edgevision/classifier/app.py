@@ -11,9 +11,8 @@ import json
 import logging
 import re
 import time
-import uuid
-from datetime import datetime, timezone
 
+import numpy as np
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +22,7 @@ from edgevision.classifier.fetch import fetch_image
 from edgevision.classifier.forms import ImageRequest, form_field_bytes
 from edgevision.classifier.metrics import ServiceMetrics
 from edgevision.classifier.registry import ModelRegistry
+from edgevision.classifier.response import PredictionWriter
 from edgevision.classifier.settings import ClassifierSettings
 from edgevision.models import ImageDecodeError, ImageModel, decode_image, load_model
 
@@ -70,9 +70,10 @@ class ClassifierService:
         self.settings = settings
         self.models = models
         self.metrics = metrics
+        self.writer = PredictionWriter()
 
-    def classify(self, data: bytes, model: ImageModel) -> dict:
-        """Image bytes -> the Custom Vision `ImagePrediction` JSON."""
+    def classify(self, data: bytes, model: ImageModel) -> str:
+        """Image bytes -> the Custom Vision `ImagePrediction` JSON text."""
         if len(data) > self.settings.max_image_bytes:
             raise _too_large(self.settings.max_image_bytes)
         started = time.perf_counter()
@@ -81,18 +82,10 @@ class ClassifierService:
         except ImageDecodeError as exc:
             raise bad_request(exc.code, exc.message) from None
         decoded = time.perf_counter()
-        predictions = model.predict_image(image)
+        probabilities = model.infer(model.preprocess(image)[np.newaxis])[0]
         self.metrics.decode.observe(decoded - started)
         self.metrics.inference.labels(model.model_id).observe(time.perf_counter() - decoded)
-        if self.settings.max_predictions:
-            predictions = predictions[: self.settings.max_predictions]
-        return {
-            "id": str(uuid.uuid4()),
-            "project": model.project_id,
-            "iteration": model.iteration_id,
-            "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "predictions": [p.to_json() for p in predictions],
-        }
+        return self.writer.body(model, probabilities, self.settings.max_predictions)
 
 
 def create_app(settings: ClassifierSettings | None = None, model: ImageModel | None = None) -> Flask:
@@ -166,6 +159,7 @@ def _register_routes(app: Flask, service: ClassifierService) -> None:
             "modelId": service.models.default.model_id,
             "model": service.models.default.describe(),
             "published": service.models.loaded(),
+            "settings": service.settings.reported(),  # PREDICTION_KEY shows as ********** when set
             "version": __version__,
         }
         return app.json.response(body)
@@ -184,8 +178,7 @@ def _register_routes(app: Flask, service: ClassifierService) -> None:
 def _prediction(service: ClassifierService, data: bytes, name: str) -> Response:
     model = service.models.get(name or None)
     g.model_id = model.model_id
-    body = service.classify(data, model)
-    return Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
+    return Response(service.classify(data, model), mimetype="application/json")
 
 
 def _image_bytes(limit: int) -> bytes:

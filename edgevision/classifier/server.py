@@ -16,6 +16,7 @@ def serve(settings: ClassifierSettings) -> None:
     """Load the model (ModelLoadError ends start-up with one line), then serve until SIGTERM/SIGINT."""
     import waitress
 
+    _limit_malloc_arenas()
     app = create_app(settings)
     model = app.extensions["edgevision.classifier"].models.default
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # container stop: leave cleanly
@@ -40,3 +41,15 @@ def serve(settings: ClassifierSettings) -> None:
         channel_timeout=60,
         _quiet=True,
     )
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each new thread its own malloc arena (up to 8 per core) and keeps their freed memory:
+    with a thread pool scoring images that is tens of MB of RSS for nothing. Two arenas cost no speed here."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX; must run before the worker threads start
+    except (OSError, AttributeError):
+        pass  # not glibc (e.g. musl, macOS): nothing to tune

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,7 +31,12 @@ class ClassifierSettings(Settings):
     )
     host: str = Field("0.0.0.0", description="Address to listen on.")
     port: int = Field(80, ge=1, le=65535, description="TCP port to listen on (80 in the container).")
-    threads: int = Field(4, ge=1, le=64, description="HTTP worker threads (concurrent requests being scored).")
+    threads: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        le=64,
+        description="HTTP worker threads, i.e. images scored at once (default: one per core, at most 4).",
+    )
     intra_op_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per inference (0 = one per core).")
     prediction_key: SecretStr | None = Field(
         None, description="When set, every prediction request must send this value in the `Prediction-Key` header."

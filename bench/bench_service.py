@@ -1,0 +1,223 @@
+"""Scoring service benchmark: raw in-process scoring vs the HTTP service, same images, same machine, one run.
+
+Baseline ("raw"): decode + pre-process + infer with the same scoring core in this process
+(`decode_image`, `model.preprocess`, `model.infer`), no HTTP, no JSON. Then the real service
+(`python -m edgevision serve`, waitress) is started and driven over keep-alive HTTP connections at
+concurrency 1 and 4 with the same images. Reports img/s, p50/p99 latency, and the service's RSS from /proc.
+
+    .venv/bin/python bench/bench_service.py [--seconds 8] [--threads N] [--intra-op 1] [--max-predictions 0]
+
+Targets (issue 2): service >= 0.85x raw at concurrency 4, p50 <= raw + 3 ms at concurrency 1, RSS <= 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.request import urlopen
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgevision.demo import demo_photos  # noqa: E402
+from edgevision.models import decode_image, load_model  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one by default), from /proc."""
+    fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Result:
+    def __init__(self, name: str, latencies: list[float], elapsed: float) -> None:
+        self.name = name
+        self.client_cpu_ms = self.server_cpu_ms = 0.0
+        self.count = len(latencies)
+        self.rate = self.count / elapsed
+        self.p50 = float(np.percentile(latencies, 50)) * 1000
+        self.p99 = float(np.percentile(latencies, 99)) * 1000
+
+    def row(self, baseline: Result | None = None) -> str:
+        ratio = f"{self.rate / baseline.rate:.2f}x" if baseline else "1.00x"
+        cpu = (
+            f"{self.server_cpu_ms:.1f} + {self.client_cpu_ms:.1f}"
+            if self.server_cpu_ms
+            else f"{self.client_cpu_ms:.1f}"
+        )
+        return f"| {self.name} | {self.count} | {self.rate:.1f} | {ratio} | {self.p50:.1f} | {self.p99:.1f} | {cpu} |"
+
+
+def drive(name: str, call, images: list[bytes], concurrency: int, seconds: float, server: int | None = None) -> Result:
+    """Call `call(image)` from `concurrency` threads, cycling through the images, for about `seconds`."""
+    for image in images:  # warm-up: first-touch allocations, onnxruntime arenas, connections
+        call(image)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker(offset: int) -> None:
+        i = offset
+        local = []
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            call(images[i % len(images)])
+            local.append(time.perf_counter() - started)
+            i += 1
+        with lock:
+            latencies.extend(local)
+
+    started, cpu, server_cpu = time.perf_counter(), cpu_seconds(), cpu_seconds(server) if server else 0.0
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, range(concurrency)))
+    result = Result(name, latencies, time.perf_counter() - started)
+    result.client_cpu_ms = (cpu_seconds() - cpu) / result.count * 1000
+    if server:
+        result.server_cpu_ms = (cpu_seconds(server) - server_cpu) / result.count * 1000
+    return result
+
+
+class HttpClient:
+    """One keep-alive connection per thread; parses the JSON answer like a real client would."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.local = threading.local()
+
+    def __call__(self, image: bytes) -> None:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("POST", "/image", body=image, headers={"Content-Type": "application/octet-stream"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+        json.loads(body)
+
+
+def start_service(port: int, args: argparse.Namespace) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "THREADS": str(args.threads or ""),  # empty: the service default
+        "INTRA_OP_THREADS": str(args.intra_op),
+        "MAX_PREDICTIONS": str(args.max_predictions),
+    }
+    command = [sys.executable, "-m", "edgevision", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"the service exited with {process.returncode}") from None
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the service did not start within 60 s")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process in MB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def machine() -> str:
+    import onnxruntime
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, onnxruntime {onnxruntime.__version__},"
+        f" {platform.system()} {platform.release()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per row")
+    parser.add_argument("--threads", type=int, help="service HTTP threads (THREADS; default: the service's)")
+    parser.add_argument("--intra-op", type=int, default=1, help="onnxruntime threads per inference, both sides")
+    parser.add_argument("--max-predictions", type=int, default=0, help="service MAX_PREDICTIONS (0 = all)")
+    args = parser.parse_args(argv)
+
+    images = [path.read_bytes() for path in demo_photos()]
+    model = load_model(intra_op_threads=args.intra_op)
+
+    def raw(image: bytes):
+        return model.infer(model.preprocess(decode_image(image))[np.newaxis])
+
+    raw1 = drive("raw in-process, 1 thread", raw, images, 1, args.seconds)
+    raw4 = drive("raw in-process, 4 threads", raw, images, 4, args.seconds)
+
+    port = free_port()
+    service = start_service(port, args)
+    try:
+        client = HttpClient(port)
+        http1 = drive("HTTP service, concurrency 1", client, images, 1, args.seconds, service.pid)
+        http4 = drive("HTTP service, concurrency 4", client, images, 4, args.seconds, service.pid)
+        rss, peak = rss_mb(service.pid)
+        threads = json.loads(urlopen(f"http://127.0.0.1:{port}/health").read()).get("settings", {}).get("THREADS")
+    finally:
+        service.terminate()
+        service.wait(10)
+
+    print(f"machine: {machine()}")
+    print(
+        f"images: {len(images)} bundled photos ({sum(map(len, images)) / len(images) / 1024:.0f} kB JPEG on average);"
+        f" service THREADS={threads}, INTRA_OP_THREADS={args.intra_op} (raw too),"
+        f" MAX_PREDICTIONS={args.max_predictions}; {args.seconds:g} s per row"
+    )
+    print()
+    print("| run | requests | img/s | vs raw (same concurrency) | p50 ms | p99 ms | CPU ms/img (service + client) |")
+    print("|---|---|---|---|---|---|---|")
+    print(raw1.row())
+    print(raw4.row())
+    print(http1.row(raw1))
+    print(http4.row(raw4))
+    print()
+    best_raw = max(raw1, raw4, key=lambda r: r.rate)
+    checks = [
+        (
+            f"service at concurrency 4 >= 0.85x raw ({http4.rate / best_raw.rate:.2f}x the best raw row)",
+            http4.rate >= 0.85 * best_raw.rate,
+        ),
+        (f"p50 at concurrency 1 <= raw + 3 ms ({http1.p50:.1f} vs {raw1.p50:.1f} + 3)", http1.p50 <= raw1.p50 + 3),
+        (f"service RSS <= 150 MB (now {rss:.0f} MB, peak {peak:.0f} MB)", peak <= 150),
+    ]
+    for text, ok in checks:
+        print(f"- {'PASS' if ok else 'MISS'}: {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
