@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import shared_path
+
 ROOT = Path(__file__).resolve().parents[2]
 AERIAL_MINI = ROOT / "tests" / "data" / "aerial-mini"
 CLASSES = ("Barren", "Cultivated", "Developed")
@@ -18,6 +20,15 @@ def edgevision(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
     return subprocess.run(
         [sys.executable, "-m", "edgevision", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
+
+
+def held_out_tiles() -> dict[str, Path]:
+    """The first tile of each class of aerial-small that is not in the shipped aerial-mini."""
+    root = shared_path("datasets/aerial-small/train")
+    shipped = {p.read_bytes() for p in AERIAL_MINI.rglob("*.png")}
+    return {
+        tag: next(p for p in sorted((root / tag).glob("*.png")) if p.read_bytes() not in shipped) for tag in CLASSES
+    }
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from edgevision.models import load_model
-from tests.train.conftest import AERIAL_MINI, edgevision
-from tests.train.test_serving import held_out_tiles
+from tests.train.conftest import AERIAL_MINI, edgevision, held_out_tiles
 
 TAGS = {"Barren": "Negative", "Cultivated": "Cultivated; open land", "Developed": "Developed"}
 

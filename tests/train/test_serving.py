@@ -10,17 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ScoringService, shared_path
-from tests.train.conftest import AERIAL_MINI, CLASSES, edgevision
-
-
-def held_out_tiles() -> dict[str, Path]:
-    """The first tile of each class of aerial-small that is not in the shipped aerial-mini."""
-    root = shared_path("datasets/aerial-small/train")
-    shipped = {p.read_bytes() for p in AERIAL_MINI.rglob("*.png")}
-    return {
-        tag: next(p for p in sorted((root / tag).glob("*.png")) if p.read_bytes() not in shipped) for tag in CLASSES
-    }
+from tests.conftest import ScoringService
+from tests.train.conftest import CLASSES, edgevision, held_out_tiles
 
 
 @pytest.fixture(scope="module")
