@@ -133,14 +133,16 @@ def _iterations(args) -> int:
     if not rows:
         print("  no iterations yet")
         return 0
-    print(f"  {'#':>3}  {'created':<25} {'images':>6} {'prec':>6} {'recall':>6} {'mAP':>6} {'acc':>6}  published")
+    header = f"{'#':>3}  {'created':<25} {'images':>6} {'prec':>6} {'recall':>6} {'mAP':>6} {'acc':>6}"
+    print(f"  {header}  {'settings':<18} published")
     for info in rows:
         m = info["metrics"]
-        print(
+        line = (
             f"  {info['number']:>3}  {info['created']:<25} {info['dataset']['images']:>6}"
             f" {m['precision']:>6.3f} {m['recall']:>6.3f} {m['meanAveragePrecision']:>6.3f} {m['accuracy']:>6.3f}"
-            f"  {', '.join(info['published'])}"
+            f"  {info['settings']['resize'] + '/' + info['settings']['augment']:<18} {', '.join(info['published'])}"
         )
+        print(line.rstrip())
     return 0
 
 
