@@ -35,7 +35,7 @@ class ClassifierSettings(Settings):
         default_factory=lambda: min(4, os.cpu_count() or 1),
         ge=1,
         le=64,
-        description="HTTP worker threads, i.e. images scored at once (default: one per core, at most 4).",
+        description="HTTP worker threads, i.e. images scored at once.",
     )
     intra_op_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per inference (0 = one per core).")
     prediction_key: SecretStr | None = Field(
@@ -54,3 +54,22 @@ class ClassifierSettings(Settings):
         False,
         description="Let `/url` fetch loopback, private, link-local and reserved addresses (off: SSRF guard).",
     )
+
+
+def settings_markdown() -> str:
+    """The settings as a Markdown table for docs/scoring-service.md (`python -m edgevision.classifier.settings`)."""
+    rows = ["| variable | default | description |", "|---|---|---|"]
+    for env, field in ClassifierSettings.env_names().items():
+        info = ClassifierSettings.model_fields[field]
+        if info.default_factory is not None:
+            default = "one per core, at most 4"
+        elif info.default is None:
+            default = "unset"
+        else:
+            default = f"`{str(info.default).lower() if isinstance(info.default, bool) else info.default}`"
+        rows.append(f"| `{env}` | {default} | {info.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_markdown())
