@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgevision.demo import DEMO_PHOTOS
+from edgevision.errors import EdgeVisionError
 
 DEMO_MANIFEST = Path(__file__).resolve().parent / "deployment.demo.json"
 # Order mixes kept and ignored photos so the capture folder visibly fills only with the capture tags.
@@ -30,7 +31,12 @@ FPS = 2.0
 
 def demo_clip(out: Path) -> Path:
     """Write (once) the demo clip under `out/media` and return its path."""
-    from edgevision.capture.slideshow import make_slideshow
+    try:
+        from edgevision.capture.slideshow import make_slideshow
+    except ImportError as exc:
+        raise EdgeVisionError(
+            f"the demo needs the camera module's packages ({exc.name}): run scripts/setup.sh demo"
+        ) from None
 
     clip = out / "media" / "demo-slideshow.avi"
     if not clip.is_file():
