@@ -2,7 +2,7 @@
 capture) with the real scorer in the loop, against the scorer alone on the same JPEG frames, in one run;
 and the peak RSS of the capture process.
 
-    .venv/bin/python bench/bench_capture.py [--video clip.avi] [--frames 300] [--rounds 3]
+    .venv/bin/python bench/bench_capture.py [--video clip.avi] [--frames 200] [--rounds 5]
 
 Targets: loop >= 0.9x the scorer alone; capture process peak RSS <= 120 MB.
 """
@@ -123,8 +123,8 @@ def capture_loop(url: str, video: Path, frames: int, workdir: Path) -> tuple[flo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, help="clip to play (default: a slideshow of the bundled photos)")
-    parser.add_argument("--frames", type=int, default=300, help="frames per measurement (default 300)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    parser.add_argument("--frames", type=int, default=200, help="frames per measurement (default 200)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
@@ -153,6 +153,8 @@ def main() -> int:
             scorer.wait(10)
 
     a, b = statistics.median(alone), statistics.median(loop)
+    ratios = [y / x for x, y in zip(alone, loop, strict=True)]  # adjacent pairs see the same machine load
+    ratio = statistics.median(ratios)
     height, width = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR).shape[:2]
     print()
     cpu = platform.processor() or platform.machine()
@@ -162,9 +164,10 @@ def main() -> int:
     print("|---|---|")
     print(f"| scorer alone (sequential POSTs of the same JPEGs) | {a:.1f} |")
     print(f"| whole capture loop, scorer in the loop | {b:.1f} |")
-    print(f"| ratio (target >= 0.9) | {b / a:.2f}x |")
+    print(f"| best of each | {max(alone):.1f} / {max(loop):.1f} ({max(loop) / max(alone):.2f}x) |")
+    print(f"| loop / scorer alone, median of the paired rounds (target >= 0.9) | {ratio:.2f}x |")
     print(f"| capture process peak RSS (target <= 120 MB) | {max(rss):.0f} MB |")
-    return 0 if b / a >= 0.9 and max(rss) <= 120 else 1
+    return 0 if ratio >= 0.9 and max(rss) <= 120 else 1
 
 
 def _write_clip(source: Path, target: Path, frames: int) -> None:
