@@ -1,6 +1,7 @@
 """Write every module's Dockerfiles and module.json from one table, so 18 Dockerfiles cannot drift apart.
 
-    .venv/bin/python modules/generate.py          # rewrite modules/<Name>/Dockerfile.* and module.json
+    .venv/bin/python modules/generate.py          # rewrite modules/<Name>/Dockerfile.* and module.json (and the
+                                                  # settings list at the end of .env.template)
     .venv/bin/python modules/generate.py --check  # exit 1 if a generated file differs (the tests run this)
     .venv/bin/python modules/generate.py --lock   # re-resolve the pinned versions from PyPI, then rewrite
 
@@ -359,6 +360,69 @@ def generated_files() -> dict[Path, str]:
     return files
 
 
+ENV_TEMPLATE = ROOT / ".env.template"
+ENV_MARKER = "# --- Other settings the modules read "
+
+
+def env_template_section() -> str:
+    """The tail of .env.template: every setting a module reads that the templates do not set, with its default
+    and description, taken from the modules' Settings classes (needs the package installed)."""
+    import textwrap
+
+    from edgevision.capture.settings import CaptureSettings
+    from edgevision.classifier.settings import ClassifierSettings
+    from edgevision.display.settings import DisplaySettings
+
+    template = json.loads((ROOT / "deployment.template.json").read_text())["modulesContent"]
+    agents = template["$edgeAgent"]["properties.desired"]["modules"]
+    lines = [
+        "#   every module:",
+        "#     LOG_LEVEL (INFO): DEBUG, INFO, WARNING or ERROR (VERBOSE=true also turns on DEBUG).",
+    ]
+    for name, settings in (
+        ("image-classifier-service", ClassifierSettings),
+        ("camera-capture", CaptureSettings),
+        ("sensehat-display", DisplaySettings),
+    ):
+        used = set(agents[name].get("env", {})) | set(template.get(name, {}).get("properties.desired", {}))
+        lines.append(f"#   {name}:")
+        for var, field_name in settings.env_names().items():
+            if var in used:
+                continue
+            info = settings.model_fields[field_name]
+            lines += textwrap.wrap(
+                f"{var} ({_shown_default(info)}): {info.description}",
+                width=110,
+                initial_indent="#     ",
+                subsequent_indent="#       ",
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _shown_default(info) -> str:
+    if info.default_factory is not None:
+        value = info.default_factory()
+        return "empty" if isinstance(value, list | dict) and not value else "per machine"
+    value = getattr(info.default, "value", info.default)  # enums
+    if value is None:
+        return "unset"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def write_env_template() -> bool:
+    """Rewrite .env.template below its `Other settings` header (kept by hand above it); True if changed."""
+    text = ENV_TEMPLATE.read_text()
+    head, marker, tail = text.partition(ENV_MARKER)
+    if not marker:
+        raise SystemExit(f".env.template has no line starting with {ENV_MARKER!r}")
+    header, _, _ = tail.partition("\n#   ")  # the marker's explanation lines stay
+    updated = head + marker + header + "\n" + env_template_section()
+    if updated == text:
+        return False
+    ENV_TEMPLATE.write_text(updated)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
@@ -378,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
+    # Not part of --check: descriptions change with the modules; tests/deploy checks that every name is there.
+    if not args.check and write_env_template():
+        print("wrote .env.template (the other-settings section)")
     for path in stale:
         print(f"out of date: {path} (run python modules/generate.py)", file=sys.stderr)
     return 1 if stale else 0
