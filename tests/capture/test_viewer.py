@@ -65,10 +65,15 @@ def viewer(
         module.stop()
 
 
-def green_pixels(image: Image.Image) -> int:
-    """Pixels of the label's colour (80, 255, 80) as drawn on the frames."""
+def _label_mask(image: Image.Image) -> np.ndarray:
+    """Where `image` has the label's colour (80, 255, 80) as the module draws it on frames."""
     rgb = np.asarray(image.convert("RGB")).astype(int)
-    return int(((rgb[..., 1] > 200) & (rgb[..., 0] < 150) & (rgb[..., 2] < 150)).sum())
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return (green > 220) & (red > 30) & (red < 130) & (blue > 30) & (blue < 130)
+
+
+def green_pixels(image: Image.Image) -> int:
+    return int(_label_mask(image).sum())
 
 
 def mjpeg_frames(url: str, count: int) -> list[bytes]:
@@ -92,7 +97,7 @@ def test_the_stream_shows_live_frames_with_the_tag_drawn(viewer: Viewer, dog_cli
     plain = Image.open(io.BytesIO(requests.get(f"{viewer.url}/frame.jpg", timeout=10).content))
     for frame in frames:
         assert frame.size == (640, 480)
-        assert green_pixels(frame.crop((0, 0, 320, 60))) > 100  # the label band, drawn by the module
+        assert green_pixels(frame.crop((0, 0, 320, 60))) > 300  # the label band, drawn by the module
     assert status(viewer.port)["tag"] == "malamute"
     assert plain.size == (640, 480)
 
@@ -127,9 +132,13 @@ def test_headless_chromium_shows_the_live_image_the_tag_and_the_captures(viewer:
     shot = tmp_path / "page.png"
     chromium(tmp_path, "--window-size=900,1000", f"--screenshot={shot}", f"{viewer.url}/")
     page = Image.open(shot).convert("RGB")
-    live = page.crop((16, 80, 656, 560))  # where the 640 x 480 live image is laid out
-    assert np.asarray(live).std() > 20  # a picture, not an empty box
-    assert green_pixels(live.crop((0, 0, 320, 60))) > 100  # with the tag drawn on it
+    # The label colour appears only where the module drew it on a live frame (captures are stored clean,
+    # the page's text is grey), so this finds the live picture wherever the layout put it.
+    green = np.argwhere(_label_mask(page))
+    assert len(green) > 300
+    top, left = green.min(axis=0)
+    picture = np.asarray(page.crop((int(left), int(top), int(left) + 320, int(top) + 240)))
+    assert picture.std() > 20  # a photo under the label, not an empty box
 
 
 def test_show_video_can_be_switched_on_and_off_from_the_twin(
