@@ -310,6 +310,7 @@ def _open_device(video_path: str) -> Any:
     if not capture.isOpened():
         capture.release()
         raise OSError("the device does not open (busy, not a camera, or no permission: `video` group)")
+    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue would otherwise hand out stale frames first
     return capture
 
 
