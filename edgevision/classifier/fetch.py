@@ -36,16 +36,16 @@ def fetch_image(url: str, *, max_bytes: int, timeout: float, allow_private: bool
 
 
 def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tuple[int, str, bytes]:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL", "Port out of range"
+        raise bad_request("BadRequestImageUrl", f"the image URL is malformed: {exc}") from None
+    if parts.scheme not in {"http", "https"} or not host:
         raise bad_request("BadRequestImageUrl", "the image URL must be an absolute http:// or https:// URL")
+    address = _checked_address(host, port, allow_private)
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise bad_request("BadRequestImageUrl", "the image URL has an invalid port") from None
-    address = _checked_address(parts.hostname, port, allow_private)
-    try:
-        conn = _connect(parts.scheme, parts.hostname, port, address, deadline)
+        conn = _connect(parts.scheme, host, port, address, deadline)
         sock = conn.sock  # http.client drops conn.sock once a closing response arrives; the body still reads
         try:
             path = parts.path or "/"

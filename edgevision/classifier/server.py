@@ -20,6 +20,8 @@ def serve(settings: ClassifierSettings) -> None:
     app = create_app(settings)
     model = app.extensions["edgevision.classifier"].models.default
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # container stop: leave cleanly
+    # "Task queue depth is N" on every busy moment: /metrics' request_seconds shows overload better.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     log.info(
         "serving %s (%d tags) on http://%s:%d with %d threads, %d intra-op threads",
         model.model_id,

@@ -46,14 +46,15 @@ def http() -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="session")
 def catdog_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScoringService]:
-    """cat-or-dog export as the default model; PUBLISHED_DIR holds `multi` (the multi-label export) and
+    """cat-or-dog export as the default model (MODEL_DIR); PUBLISHED_DIR holds `multi` (the multi-label export) and
     `legacy` (the unloadable ONNX 1.0 export)."""
     published = tmp_path_factory.mktemp("published")
     for name, export in (("multi", "computer-multilabel"), ("legacy", "legacy-onnx10-plankton")):
         (published / name).mkdir()
         for file in ("model.onnx", "labels.txt"):
             (published / name / file).symlink_to(shared_path(f"{EXPORTS}/{export}/{file}"))
-    service = ScoringService(shared_path(f"{EXPORTS}/cat-or-dog"), env={"PUBLISHED_DIR": str(published)})
+    env = {"MODEL_DIR": str(shared_path(f"{EXPORTS}/cat-or-dog")), "PUBLISHED_DIR": str(published)}
+    service = ScoringService(env=env)
     yield service
     service.stop()
 

@@ -72,6 +72,9 @@ URL_CASES = {
     "file-scheme": (b'{"url": "file:///etc/passwd"}', "application/json", 400, "BadRequestImageUrl"),
     "ftp-scheme": (b'{"url": "ftp://example.com/a.jpg"}', "application/json", 400, "BadRequestImageUrl"),
     "relative": (b'{"url": "/a.jpg"}', "application/json", 400, "BadRequestImageUrl"),
+    "broken-ipv6": (b'{"url": "http://[::1/a.jpg"}', "application/json", 400, "BadRequestImageUrl"),
+    "port-out-of-range": (b'{"url": "http://example.com:99999/a.jpg"}', "application/json", 400, "BadRequestImageUrl"),
+    "not-utf8": (b'{"url": "\xff\xfe"}', "application/json", 400, "BadRequest"),
     "unresolvable-host": (
         b'{"url": "http://no-such-host.invalid/a.jpg"}',
         "application/json",
@@ -95,3 +98,27 @@ def test_unreachable_host(secured_service, http: requests.Session) -> None:
     response = http.post(f"{secured_service.url}/url", json={"url": closed}, headers={"Prediction-Key": KEY})
     assert_error(response, 400, "BadRequestImageUrl")
     assert "cannot download" in response.json()["message"]
+
+
+def test_damaged_images_never_get_a_5xx(service, http: requests.Session) -> None:
+    """Seeded corruptions of real JPEG/PNG/GIF bytes: each answer is 200 or a 4xx JSON error."""
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(11)
+    small = imagegen.photo(imagegen.ELEPHANTS).resize((160, 120))
+    originals = [imagegen.ZEBRAS[1].read_bytes(), imagegen.encode(small, "PNG"), imagegen.encode(small, "GIF")]
+    originals.append(imagegen.encode(small.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "BMP"))
+    for original in originals:
+        for _ in range(6):
+            data = bytearray(original)
+            for _ in range(rng.randint(1, 40)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[: rng.randrange(16, len(data))]
+            response = http.post(f"{service.url}/image", data=bytes(data), headers=OCTET)
+            assert response.status_code == 200 or (
+                400 <= response.status_code < 500 and response.json()["code"].startswith("BadRequest")
+            ), response.text
+    assert_still_serving(service, http)
