@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         service.terminate()
         service.wait(10)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average during the run: {os.getloadavg()[1]:.1f} (5 min)")
     print(
         f"images: {len(images)} bundled photos ({sum(map(len, images)) / len(images) / 1024:.0f} kB JPEG on average);"
         f" service THREADS={threads}, INTRA_OP_THREADS={args.intra_op} (raw too),"
@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for text, ok in checks:
         print(f"- {'PASS' if ok else 'MISS'}: {text}")
+    overhead = (http1.server_cpu / http1.count - raw1.client_cpu / raw1.count) * 1000
+    client = http1.client_cpu / http1.count * 1000
+    print(f"- service CPU per image over raw at concurrency 1: {overhead:+.1f} ms (client: {client:.1f} ms)")
     return 0
 
 
