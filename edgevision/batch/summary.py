@@ -124,19 +124,20 @@ def _chart(table, png: Path, by_label: str) -> None:
     if not wide.empty:
         wide = wide.sort_values("images", ascending=False, kind="stable").head(MAX_CHART_GROUPS).sort_index()
     shares = wide.iloc[:, 2:].fillna(0.0) * 100 if not wide.empty else wide
-    height = 1.5 + 0.4 * max(1, len(shares))
-    fig, ax = plt.subplots(figsize=(9, height))
+    fig, ax = plt.subplots(figsize=(10, max(2.5, 1.3 + 0.45 * len(shares))))
     left = [0.0] * len(shares)
+    labels = [f"{g} ({int(n)})" for g, n in zip(shares.index, wide["images"], strict=True)] if len(shares) else []
     for tag in shares.columns:
-        ax.barh([str(g) for g in shares.index], shares[tag], left=left, label=str(tag))
+        bars = ax.barh(labels, shares[tag], left=left, label=str(tag))
+        ax.bar_label(bars, [f"{v:.0f}%" if v >= 8 else "" for v in shares[tag]], label_type="center", fontsize=8)
         left = [a + b for a, b in zip(left, shares[tag], strict=True)]
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of scored images (%)")
-    ax.set_ylabel(by_label)
+    ax.set_ylabel(f"{by_label} (images)")
     ax.invert_yaxis()
-    ax.set_title("Top tag per " + by_label)
+    ax.set_title(f"Top tag per {by_label}")
     if len(shares.columns):
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / height * 3), ncol=min(4, len(shares.columns)))
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
