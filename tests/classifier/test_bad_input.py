@@ -45,6 +45,18 @@ def test_bad_image_bodies(service, http: requests.Session, case: str) -> None:
     assert_still_serving(service, http)
 
 
+def test_extreme_aspect_ratio_is_refused_before_scaling(service, http: requests.Session) -> None:
+    from PIL import Image
+
+    sliver = imagegen.encode(Image.new("RGB", (40_000, 1), (20, 120, 40)), "PNG")  # 200 bytes of PNG
+    response = http.post(f"{service.url}/image", data=sliver, headers=OCTET)
+    assert_error(response, 400, "BadRequestImageDimensions")
+    assert "40000 x 1" in response.json()["message"]
+    banner = imagegen.encode(Image.new("RGB", (300, 3), (20, 120, 40)), "PNG")  # 100:1 is still accepted
+    assert http.post(f"{service.url}/image", data=banner, headers=OCTET).status_code == 200
+    assert_still_serving(service, http)
+
+
 def test_multipart_without_image_data(service, http: requests.Session) -> None:
     response = http.post(f"{service.url}/image", files={"picture": ("z.jpg", imagegen.ZEBRAS[0].read_bytes())})
     assert_error(response, 400, "BadRequestImageStream")
