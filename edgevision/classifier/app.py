@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers on top of the image itself
 MAX_ASPECT_RATIO = 100
-FORM_TYPES = {"multipart/form-data", "application/x-www-form-urlencoded"}
 JSON_TYPES = {"application/json", "text/json", ""}
 PREDICTION_ENDPOINTS = {"image", "url", "detect"}
 CLOUD_PREFIX = re.compile(r"^/customvision/(v3\.[01])/prediction(?=/)", re.IGNORECASE)
@@ -186,14 +185,16 @@ def _prediction(service: ClassifierService, data: bytes, name: str) -> Response:
 def _image_bytes(limit: int) -> bytes:
     """The image of an /image request: multipart/form field `imageData`, or the raw body."""
     mimetype = request.mimetype
-    if mimetype in FORM_TYPES:
-        upload = request.files.get("imageData")
-        if upload is not None:
-            data = upload.read(limit + 1)
-        elif "imageData" in request.form:
-            data = form_field_bytes(request.form["imageData"])
-        else:
+    if mimetype == "multipart/form-data":
+        data = _form_image(limit)
+        if data is None:
             raise bad_request("BadRequestImageStream", "the form has no imageData field")
+    elif mimetype == "application/x-www-form-urlencoded":
+        # `curl --data-binary @photo.jpg` labels a raw image this way: no imageData field = the raw body,
+        # as the export container does.
+        raw = request.get_data(cache=True)
+        data = _form_image(limit)
+        data = raw if data is None else data
     elif mimetype in {"", "application/octet-stream"} or mimetype.startswith("image/"):
         data = request.get_data(cache=False)
     else:
@@ -206,6 +207,15 @@ def _image_bytes(limit: int) -> bytes:
     if len(data) > limit:
         raise _too_large(limit)
     return data
+
+
+def _form_image(limit: int) -> bytes | None:
+    upload = request.files.get("imageData")
+    if upload is not None:
+        return upload.read(limit + 1)
+    if "imageData" in request.form:
+        return form_field_bytes(request.form["imageData"])
+    return None
 
 
 def _url_from_body() -> str:

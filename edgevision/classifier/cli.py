@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--published", metavar="DIR", help="published iterations folder (env PUBLISHED_DIR)")
     serve.add_argument("--host", help="address to listen on (env HOST; default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="TCP port (env PORT; default 80)")
-    serve.add_argument("--threads", type=int, help="HTTP worker threads (env THREADS; default: one per core, at most 4)")
+    serve.add_argument(
+        "--threads", type=int, help="HTTP worker threads (env THREADS; default: one per core, at most 4)"
+    )
     serve.set_defaults(func=run_serve)
 
     predict = subparsers.add_parser(

@@ -70,8 +70,15 @@ def test_multipart_file_and_form_field(service, http: requests.Session) -> None:
     as_file = http.post(f"{service.url}/image", files={"imageData": ("e.jpg", data, "image/jpeg")})
     as_field = http.post(f"{service.url}/image", files={"imageData": (None, data)})
     raw_jpeg = http.post(f"{service.url}/image", data=data, headers={"Content-Type": "image/jpeg"})
-    tops = [r.json()["predictions"][:3] for r in (as_file, as_field, raw_jpeg)]
-    assert tops[0] == tops[1] == tops[2]
+    urlencoded_field = http.post(f"{service.url}/image", data={"imageData": data})
+    # What `curl --data-binary @photo.jpg` sends: a raw image labelled as a urlencoded form.
+    curl_style = http.post(
+        f"{service.url}/image", data=data, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    responses = (as_file, as_field, raw_jpeg, urlencoded_field, curl_style)
+    assert [r.status_code for r in responses] == [200] * 5
+    tops = [r.json()["predictions"][:3] for r in responses]
+    assert all(top == tops[0] for top in tops)
     assert "African elephant" in {p["tagName"] for p in tops[0]}
 
 
