@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit
+
+import requests
 
 from tests.conftest import ROOT, free_port, shared_path, wait_for_http
 
@@ -68,3 +71,20 @@ def test_camera_probe_is_healthy_while_the_viewer_serves(tmp_path):
         except subprocess.TimeoutExpired:
             camera.kill()
             camera.wait()
+
+
+def test_the_camera_endpoint_in_the_manifest_is_a_scorer_route(scoring_service):
+    """The path of the manifest's IMAGE_PROCESSING_ENDPOINT, posted a real photo as the camera does, scores it."""
+    manifest = json.loads((ROOT / "deployment.template.json").read_text())
+    modules = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
+    endpoint = urlsplit(modules["camera-capture"]["env"]["IMAGE_PROCESSING_ENDPOINT"]["value"])
+    photo = (ROOT / "edgevision" / "demo" / "media" / "photos" / "darknet" / "dog.jpg").read_bytes()
+    response = requests.post(
+        f"{scoring_service.url}{endpoint.path}",
+        data=photo,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert predictions and predictions[0]["probability"] >= predictions[-1]["probability"]
