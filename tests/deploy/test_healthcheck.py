@@ -1,4 +1,4 @@
-"""The images' HEALTHCHECK probes, run exactly as Docker would run them, against a real scoring service."""
+"""Against real services: the images' HEALTHCHECK probes as Docker runs them, and the scorer endpoint."""
 
 from __future__ import annotations
 
