@@ -55,6 +55,7 @@ def catdog_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scoring
             (published / name / file).symlink_to(shared_path(f"{EXPORTS}/{export}/{file}"))
     env = {"MODEL_DIR": str(shared_path(f"{EXPORTS}/cat-or-dog")), "PUBLISHED_DIR": str(published)}
     service = ScoringService(env=env)
+    service.published = published  # type: ignore[attr-defined]
     yield service
     service.stop()
 

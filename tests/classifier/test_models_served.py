@@ -42,13 +42,33 @@ def test_published_multilabel_iteration_returns_its_five_tags(catdog_service, ht
         sums.append(sum(p["probability"] for p in predictions))
     assert any(abs(total - 1.0) > 0.01 for total in sums)  # independent probabilities
     health = http.get(f"{catdog_service.url}/health").json()
-    assert list(health["published"]) == ["multi"]  # loaded lazily, then cached
+    assert "multi" in health["published"] and "legacy" not in health["published"]  # loaded lazily, cached
 
 
 def test_published_iteration_on_cloud_route(catdog_service, http: requests.Session) -> None:
     path = "/customvision/v3.1/Prediction/p/classify/iterations/multi/image/nostore"
     response = post(catdog_service, http, path, imagegen.ZEBRAS[0].read_bytes())
     assert sorted(p["tagName"] for p in response.json()["predictions"]) == MULTI_TAGS
+
+
+def test_publishing_again_under_the_same_name_serves_the_new_model(catdog_service, http: requests.Session) -> None:
+    folder = catdog_service.published / "live"
+    folder.mkdir()
+
+    def publish(export: str) -> None:
+        for file in ("model.onnx", "labels.txt"):
+            link = folder / f".{file}.new"
+            link.symlink_to(shared_path(f"{EXPORTS}/{export}/{file}"))
+            link.replace(folder / file)  # atomic, as a publisher should
+
+    photo = imagegen.ZEBRAS[0].read_bytes()
+    publish("cat-or-dog")
+    first = post(catdog_service, http, "/p/classify/iterations/live/image", photo)
+    assert sorted(p["tagName"] for p in first.json()["predictions"]) == ["Negative", "cat", "dog"]
+    publish("computer-multilabel")
+    second = post(catdog_service, http, "/p/classify/iterations/live/image", photo)
+    assert sorted(p["tagName"] for p in second.json()["predictions"]) == MULTI_TAGS
+    assert first.headers["X-Model-Id"] != second.headers["X-Model-Id"]
 
 
 def test_unknown_iteration_falls_back_to_the_default_model(catdog_service, http: requests.Session) -> None:
