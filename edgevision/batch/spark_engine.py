@@ -49,8 +49,9 @@ class SparkJobError(EdgeVisionError):
 # -- preflight ---------------------------------------------------------------------------------------------------
 
 
-def check_spark_available(environ: dict[str, str] | None = None) -> None:
-    """Fail fast, before any JVM starts, when pyspark (with pandas + pyarrow) or Java 17+ is missing."""
+def check_spark_available(environ: dict[str, str] | None = None, *, java: bool = True) -> None:
+    """Fail fast, before any JVM starts, when pyspark (with pandas + pyarrow) or Java 17+ is missing.
+    `java=False` when a session already runs (a notebook's): its JVM is whatever the platform chose."""
     environ = dict(os.environ if environ is None else environ)
     for module in ("pyspark", "pandas", "pyarrow"):
         try:
@@ -60,19 +61,19 @@ def check_spark_available(environ: dict[str, str] | None = None) -> None:
                 f"--engine spark needs {module}, which is not installed: pip install 'edgevision[spark]'"
                 " (or use --engine local)"
             ) from None
-    if environ.get("PYSPARK_GATEWAY_PORT"):
+    if not java or environ.get("PYSPARK_GATEWAY_PORT"):
         return  # spark-submit or a notebook already started the JVM
-    java = find_java(environ)
-    if java is None:
+    java_path = find_java(environ)
+    if java_path is None:
         raise SparkUnavailable(
             f"--engine spark needs Java {MIN_JAVA}+, but JAVA_HOME is unset and there is no java on PATH:"
             " run scripts/setup.sh test or apt-get install openjdk-17-jre-headless (or use --engine local)"
         )
-    major = java_major(java)
+    major = java_major(java_path)
     if major is None or major < MIN_JAVA:
         found = f"Java {major}" if major else "a java that does not report its version"
         raise SparkUnavailable(
-            f"--engine spark needs Java {MIN_JAVA}+, found {found} at {java}: install openjdk-17-jre-headless"
+            f"--engine spark needs Java {MIN_JAVA}+, found {found} at {java_path}: install openjdk-17-jre-headless"
             " and point JAVA_HOME at it (or use --engine local)"
         )
 
@@ -224,7 +225,7 @@ def score_spark(
     session=None,
 ) -> SparkResult:
     """Score SOURCE with Spark and write OUT/scores.parquet (and OUT/scores.csv)."""
-    check_spark_available()
+    check_spark_available(java=session is None and not _active_session())
     model = load_model(settings.model_dir, intra_op_threads=1)  # fails here, before Spark, on a bad model
     info = ModelInfo.of(model)
     plan = spark_source(source)
@@ -235,7 +236,7 @@ def score_spark(
     sc = spark.sparkContext
     if not sc.master.startswith("local"):
         ship_package(sc)
-    _tune(spark, settings)
+    previous = _tune(spark, settings)
     shipped = sc.broadcast(ShippedModel.of(model))
     try:
         reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
@@ -269,6 +270,7 @@ def score_spark(
         raise _job_error(exc, source, out) from None
     finally:
         shipped.unpersist()
+        _restore(spark, previous)
     job_seconds = time.perf_counter() - started - session_seconds
     write_run(
         out,
@@ -311,13 +313,34 @@ def _unquote(uri: str) -> str:
     return unquote(uri)
 
 
-def _tune(spark, settings: BatchSettings) -> None:
-    """Partitions sized for images: about `tasks_per_core` per core, never 4 MB of 'open cost' per file."""
+def _active_session() -> bool:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession() is not None
+
+
+def _tune(spark, settings: BatchSettings) -> dict[str, str | None]:
+    """Partitions sized for images: about `tasks_per_core` per core, never 4 MB of 'open cost' per file.
+    Returns the previous values: a notebook's session gets its own settings back after the job."""
     cores = spark.sparkContext.defaultParallelism
-    spark.conf.set("spark.sql.files.maxPartitionBytes", str(settings.spark_max_partition_bytes))
-    spark.conf.set("spark.sql.files.openCostInBytes", str(settings.spark_open_cost_bytes))
-    spark.conf.set("spark.sql.files.minPartitionNum", str(max(1, cores * settings.spark_tasks_per_core)))
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.spark_records_per_batch))
+    wanted = {
+        "spark.sql.files.maxPartitionBytes": settings.spark_max_partition_bytes,
+        "spark.sql.files.openCostInBytes": settings.spark_open_cost_bytes,
+        "spark.sql.files.minPartitionNum": max(1, cores * settings.spark_tasks_per_core),
+        "spark.sql.execution.arrow.maxRecordsPerBatch": settings.spark_records_per_batch,
+    }
+    previous = {key: spark.conf.get(key, None) for key in wanted}
+    for key, value in wanted.items():
+        spark.conf.set(key, str(value))
+    return previous
+
+
+def _restore(spark, previous: dict[str, str | None]) -> None:
+    for key, value in previous.items():
+        if value is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, value)
 
 
 def _output_columns(scored, info: ModelInfo):
