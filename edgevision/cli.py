@@ -28,7 +28,11 @@ COMMAND_PACKAGES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgevision", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="edgevision",
+        description="Custom image classification at the edge: IoT Edge modules, trainer, batch scoring, local runtime.",
+        epilog="Run `edgevision COMMAND --help` for a command's options. Docs: docs/ in the repository.",
+    )
     parser.add_argument("--version", action="version", version=f"edgevision {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
