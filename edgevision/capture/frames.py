@@ -37,7 +37,7 @@ class Prepared:
         if not self.transformed:
             return self.jpeg
         if self._original is None:
-            self._original = encode_jpeg(self.frame.image, self.quality)
+            self._original = self.frame.jpeg or encode_jpeg(self.frame.pixels(), self.quality)
         return self._original
 
 
@@ -64,10 +64,15 @@ def target_size(width: int, height: int, settings: CaptureSettings) -> tuple[int
 
 def prepare(frame: Frame, settings: CaptureSettings, read_ms: float = 0.0) -> Prepared:
     started = time.perf_counter()
-    image = frame.image
-    if settings.convert_to_gray and image.ndim == 3:
+    width, height = frame.size
+    size = target_size(width, height, settings)
+    gray = settings.convert_to_gray
+    if frame.jpeg is not None and size is None and not gray:
+        # The source's own JPEG goes out as it is: no decode, no re-encode, no generation loss.
+        return Prepared(frame, frame.jpeg, False, settings.jpeg_quality, read_ms, 0.0)
+    image = frame.pixels()
+    if gray and image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    size = target_size(image.shape[1], image.shape[0], settings)
     if size is not None:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     jpeg = encode_jpeg(image, settings.jpeg_quality)

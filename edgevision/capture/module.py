@@ -175,7 +175,7 @@ class CaptureModule:
         sent_at = time.perf_counter()
         if scored is not None and self._store is not None:
             self._capture(item, scored)
-        self.view.update(item.frame.image, tag, probability)  # a reference only: drawn when someone watches
+        self.view.update(item.frame, tag, probability)  # a reference only: drawn when someone watches
         self._last_frame_at = time.monotonic()
         if self.settings.verbose:
             done = time.perf_counter()

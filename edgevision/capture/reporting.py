@@ -81,7 +81,7 @@ def result_properties(body: dict[str, Any]) -> dict[str, str]:
 def sidecar(scored: Scored, frame: Frame, source: str, matched: dict[str, Any], settings: CaptureSettings) -> dict:
     """What is stored beside a captured JPEG."""
     top = scored.top or matched
-    height, width = frame.image.shape[:2]
+    width, height = frame.size
     return {
         "capturedAt": _iso(frame),
         "source": source,

@@ -68,7 +68,12 @@ class CaptureSettings(Settings):
         description="Play video files at their own frame rate like a live camera, skipping the frames the"
         " scorer cannot keep up with; off = every frame of the file, in order, as fast as the scorer allows.",
     )
-    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of frames sent and stored (1-100).")
+    jpeg_quality: int = Field(
+        90,
+        ge=1,
+        le=100,
+        description="JPEG quality of frames sent and stored (1-100); Motion-JPEG files keep their own.",
+    )
     request_timeout: float = Field(10.0, gt=0.0, le=300.0, description="Seconds allowed for one scorer request.")
     prediction_key: SecretStr | None = Field(
         None, description="Sent as the `Prediction-Key` header when the scorer requires one."

@@ -32,6 +32,7 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 PICAMERA_NAMES = {"picamera", "picamera2", "csi"}
 OPEN_TIMEOUT_MS = 10_000  # an unreachable stream must not block the reader for ffmpeg's default 30 s
 DEFAULT_FPS = 25.0  # when a file does not say
+MJPEG_FOURCCS = {b"MJPG", b"AVI1", b"JPEG"}
 
 
 class SourceError(EdgeVisionError):
@@ -48,12 +49,28 @@ class SourceKind(str, Enum):
 @dataclass
 class Frame:
     """One picture from a source. `timestamp` is the source's clock in seconds (the position in a file,
-    monotonic time for live sources); `index` counts the source's frames from 0, skipped ones included."""
+    monotonic time for live sources); `index` counts the source's frames from 0, skipped ones included.
 
-    image: np.ndarray
+    Frames of Motion-JPEG files arrive as the file's own JPEG (`jpeg`) and are decoded only if something
+    needs the pixels (resizing, gray, the viewer): scoring and storing them needs no decode or re-encode."""
+
+    image: np.ndarray | None
     index: int
     timestamp: float
     captured_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    jpeg: bytes | None = None
+    size: tuple[int, int] = (0, 0)  # width, height
+
+    def __post_init__(self) -> None:
+        if self.image is not None:
+            self.size = (self.image.shape[1], self.image.shape[0])
+
+    def pixels(self) -> np.ndarray:
+        """The frame as a BGR array, decoded from its JPEG the first time it is asked for."""
+        if self.image is None:
+            assert self.jpeg is not None
+            self.image = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return self.image
 
 
 class Capture(Protocol):
@@ -110,7 +127,8 @@ class FrameSource(ABC):
 
 
 class FileSource(FrameSource):
-    """A video file read in order, every frame; loops when asked, otherwise ends."""
+    """A video file read in order, every frame; loops when asked, otherwise ends. Motion-JPEG files are read
+    without decoding (their frames already are JPEGs)."""
 
     live = False
 
@@ -118,27 +136,35 @@ class FileSource(FrameSource):
         super().__init__(path)
         self.path = path
         self.loop = loop
-        self._capture = open_file(path)
+        self._capture, self.passthrough = open_file_raw(path)
         self.fps = file_fps(self._capture)
+        self.size = (
+            int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
         self._index = 0  # frames read since start, across loops: the clock of the file
         self._frames_in_pass = 0
 
     def read(self, timeout: float = 1.0) -> Frame | None:
         if self.ended:
             return None
-        ok, image = self._capture.read()
+        ok, data = self._capture.read()
         if not ok:
             if not (self.loop and self._frames_in_pass):
                 self.ended = True
                 return None
             self._capture.release()
-            self._capture = open_file(self.path)
+            self._capture, self.passthrough = open_file_raw(self.path)
             self._frames_in_pass = 0
-            ok, image = self._capture.read()
+            ok, data = self._capture.read()
             if not ok:
                 self.ended = True
                 return None
-        frame = Frame(image, self._index, self._index / self.fps)
+        timestamp = self._index / self.fps
+        if self.passthrough:
+            frame = Frame(None, self._index, timestamp, jpeg=data.tobytes(), size=self.size)
+        else:
+            frame = Frame(data, self._index, timestamp)
         self._index += 1
         self._frames_in_pass += 1
         return frame
@@ -295,6 +321,33 @@ def open_file(path: str) -> Any:
         capture.release()
         raise SourceError(f"VIDEO_PATH: cannot read {path} as a video (unsupported or damaged file)")
     return capture
+
+
+def open_file_raw(path: str) -> tuple[Any, bool]:
+    """A capture on the file and whether it hands out the file's own JPEGs (Motion-JPEG with complete
+    JPEG frames); any other file is decoded as usual."""
+    capture = open_file(path)
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
+    if fourcc.upper() not in MJPEG_FOURCCS:
+        return capture, False
+    raw = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if raw.isOpened() and raw.set(cv2.CAP_PROP_FORMAT, -1) and _is_complete_jpeg(raw):
+        capture.release()
+        raw.release()
+        raw = cv2.VideoCapture(path, cv2.CAP_FFMPEG)  # from the first frame again
+        raw.set(cv2.CAP_PROP_FORMAT, -1)
+        return raw, True
+    raw.release()
+    return capture, False
+
+
+def _is_complete_jpeg(capture: Any) -> bool:
+    # Some cameras write MJPEG without Huffman tables (DHT), which image decoders reject: decode those.
+    ok, packet = capture.read()
+    if not ok or packet is None or packet.ndim != 2 or packet.shape[0] != 1:
+        return False
+    data = packet.tobytes()
+    return data.startswith(b"\xff\xd8") and b"\xff\xc4" in data and cv2.imdecode(packet, cv2.IMREAD_COLOR) is not None
 
 
 def file_fps(capture: Any) -> float:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgevision.capture.frames import encode_jpeg
+from edgevision.capture.sources import Frame
 from edgevision.errors import EdgeVisionError
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class LiveView:
     def __init__(self, quality: int = 80) -> None:
         self.quality = quality
         self._cond = threading.Condition()
-        self._image: np.ndarray | None = None
+        self._frame: Frame | None = None
         self._label = ""
         self._seq = 0
         self._encoded: tuple[int, bytes] | None = None
@@ -49,14 +50,20 @@ class LiveView:
         self.probability: float | None = None
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_CAPTURES)
 
-    def update(self, image: np.ndarray, tag: str | None = None, probability: float | None = None) -> None:
+    def update(self, frame: Frame, tag: str | None = None, probability: float | None = None) -> None:
         with self._cond:
-            self._image = image
+            self._frame = frame
             if tag is not None:
                 self.tag, self.probability = tag, probability
             self._label = f"{self.tag} {self.probability:.1%}" if self.tag and self.probability is not None else ""
             self._seq += 1
             self._cond.notify_all()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height of the live frames (a guess until the first one)."""
+        frame = self._frame
+        return frame.size if frame is not None and frame.size[0] else (640, 480)
 
     def add_capture(self, url: str, tag: str, probability: float, captured_at: str) -> None:
         with self._cond:
@@ -65,17 +72,18 @@ class LiveView:
     def wait(self, after: int, timeout: float) -> tuple[int, bytes | None]:
         """The first frame newer than `after` as annotated JPEG, or (after, None) on timeout."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._seq > after and self._image is not None, timeout):
+            if not self._cond.wait_for(lambda: self._seq > after and self._frame is not None, timeout):
                 return after, None
             return self._seq, self._jpeg_locked()
 
     def jpeg(self) -> bytes | None:
         with self._cond:
-            return self._jpeg_locked() if self._image is not None else None
+            return self._jpeg_locked() if self._frame is not None else None
 
     def _jpeg_locked(self) -> bytes:
         if self._encoded is None or self._encoded[0] != self._seq:
-            image = annotate(self._image, self._label)
+            assert self._frame is not None
+            image = annotate(self._frame.pixels(), self._label)
             self._encoded = (self._seq, encode_jpeg(image, self.quality))
         return self._encoded[1]
 
@@ -154,8 +162,7 @@ def create_app(view: LiveView, status: Callable[[], dict[str, Any]], capture_roo
     @app.get("/")
     def index() -> str:
         data = snapshot()
-        image = view._image
-        height, width = image.shape[:2] if image is not None else (480, 640)
+        width, height = view.size
         return render_template_string(
             PAGE,
             camera=data.get("source", ""),

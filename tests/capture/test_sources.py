@@ -67,11 +67,11 @@ def test_a_file_is_read_in_order_every_frame_then_ends() -> None:
     while (frame := source.read()) is not None:
         indexes.append(frame.index)
         if frame.index % 50 == 0:
-            sampled.append(frame.image)
+            sampled.append(frame.pixels())
         if frame.index == 10:
             assert frame.timestamp == pytest.approx(10 / source.fps)
     source.close()
-    assert source.ended
+    assert source.ended and not source.passthrough  # MP43: decoded
     assert indexes == list(range(count))
     assert all(np.array_equal(a, b) for a, b in zip(sampled, expected, strict=True))
 
@@ -82,7 +82,29 @@ def test_a_looping_file_starts_again(slideshow: Slideshow) -> None:
     source.close()
     assert not source.ended
     assert [f.index for f in frames] == list(range(slideshow.frame_count + 2))  # the clock keeps counting
-    assert np.array_equal(frames[slideshow.frame_count].image, frames[0].image)
+    assert frames[slideshow.frame_count].jpeg == frames[0].jpeg
+    assert np.array_equal(frames[slideshow.frame_count].pixels(), frames[0].pixels())
+
+
+def test_motion_jpeg_frames_are_sent_and_stored_as_the_file_has_them(slideshow: Slideshow) -> None:
+    raw = cv2.VideoCapture(str(slideshow), cv2.CAP_FFMPEG)
+    raw.set(cv2.CAP_PROP_FORMAT, -1)
+    packets = [raw.read()[1].tobytes() for _ in range(2)]
+    raw.release()
+    source = FileSource(str(slideshow), loop=False)
+    frames = [source.read() for _ in range(2)]
+    source.close()
+    assert source.passthrough
+    assert [f.jpeg for f in frames] == packets
+    assert all(f.image is None and f.size == (640, 480) for f in frames)  # nothing decoded yet
+    plain = prepare(frames[0], settings())
+    assert plain.jpeg == packets[0] and plain.original_jpeg() == packets[0]
+    small = prepare(frames[1], settings(RESIZE_WIDTH="320"))
+    assert cv2.imdecode(np.frombuffer(small.jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+    assert small.original_jpeg() == packets[1]  # a capture keeps the file's own picture
+    _, decoded = read_all(slideshow.path, every=1)
+    # The same picture as FFmpeg's decode (decoders differ in chroma upsampling by a level or two).
+    assert np.abs(frames[1].pixels().astype(int) - decoded[1].astype(int)).mean() < 2
 
 
 def test_slideshow_shows_each_photo_for_its_frames(slideshow: Slideshow) -> None:
@@ -160,7 +182,7 @@ def test_a_stream_that_disappears_is_retried_until_it_returns() -> None:
     try:
         assert source.live and "pw" not in source.name
         first = wait_until(lambda: source.read(timeout=2), 30, "a first frame")
-        assert first.image.shape == (240, 320, 3)
+        assert first.pixels().shape == (240, 320, 3)
         camera.stop()  # the camera goes away...
         wait_until(lambda: source.failures >= 2, 30, "reconnect attempts")
         assert not source.ended
