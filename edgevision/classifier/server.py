@@ -8,8 +8,13 @@ import sys
 
 from edgevision.classifier.app import FORM_OVERHEAD, create_app
 from edgevision.classifier.settings import ClassifierSettings
+from edgevision.errors import EdgeVisionError
 
 log = logging.getLogger(__name__)
+
+
+class ListenError(EdgeVisionError):
+    """The service cannot open its port."""
 
 
 def serve(settings: ClassifierSettings) -> None:
@@ -22,6 +27,20 @@ def serve(settings: ClassifierSettings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # container stop: leave cleanly
     # "Task queue depth is N" on every busy moment: /metrics' request_seconds shows overload better.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    try:
+        server = waitress.create_server(
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            ident="edgevision",
+            # Bodies far over the limit are refused by waitress before they are buffered; those just over
+            # the limit reach Flask, which answers 413 JSON.
+            max_request_body_size=2 * (settings.max_image_bytes + FORM_OVERHEAD),
+            channel_timeout=60,
+        )
+    except OSError as exc:  # port in use, privileged port, unknown address
+        raise ListenError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     log.info(
         "serving %s (%d tags) on http://%s:%d with %d threads, %d intra-op threads",
         model.model_id,
@@ -31,18 +50,10 @@ def serve(settings: ClassifierSettings) -> None:
         settings.threads,
         settings.intra_op_threads,
     )
-    waitress.serve(
-        app,
-        host=settings.host,
-        port=settings.port,
-        threads=settings.threads,
-        ident="edgevision",
-        # Bodies far over the limit are refused by waitress before they are buffered; those just over the
-        # limit reach Flask, which answers 413 JSON.
-        max_request_body_size=2 * (settings.max_image_bytes + FORM_OVERHEAD),
-        channel_timeout=60,
-        _quiet=True,
-    )
+    try:
+        server.run()
+    finally:
+        server.close()
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
