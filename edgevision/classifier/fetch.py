@@ -43,9 +43,9 @@ def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tupl
         raise bad_request("BadRequestImageUrl", f"the image URL is malformed: {exc}") from None
     if parts.scheme not in {"http", "https"} or not host:
         raise bad_request("BadRequestImageUrl", "the image URL must be an absolute http:// or https:// URL")
-    address = _checked_address(host, port, allow_private)
+    addresses = _checked_addresses(host, port, allow_private)
     try:
-        conn = _connect(parts.scheme, host, port, address, deadline)
+        conn = _connect(parts.scheme, host, port, addresses, deadline)
         sock = conn.sock  # http.client drops conn.sock once a closing response arrives; the body still reads
         try:
             path = parts.path or "/"
@@ -68,12 +68,12 @@ def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tupl
 _HEADERS = {"User-Agent": f"edgevision/{__version__}", "Accept": "image/*"}
 
 
-def _checked_address(host: str, port: int, allow_private: bool) -> str:
+def _checked_addresses(host: str, port: int, allow_private: bool) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         raise bad_request("BadRequestImageUrl", f"cannot resolve the image URL's host {host!r}") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not allow_private:
         for address in addresses:
             if not _is_public(address):
@@ -82,7 +82,7 @@ def _checked_address(host: str, port: int, allow_private: bool) -> str:
                     f"the image URL's host {host!r} is a private, loopback or reserved address ({address});"
                     " set URL_ALLOW_PRIVATE=true to allow it",
                 )
-    return addresses[0]
+    return addresses
 
 
 def _is_public(address: str) -> bool:
@@ -99,8 +99,8 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-def _connect(scheme: str, host: str, port: int, address: str, deadline: float) -> http.client.HTTPConnection:
-    sock = socket.create_connection((address, port), timeout=_remaining(deadline))
+def _connect(scheme: str, host: str, port: int, addresses: list[str], deadline: float) -> http.client.HTTPConnection:
+    sock = _open_socket(addresses, port, deadline)
     if scheme == "https":
         context = ssl.create_default_context()
         sock = context.wrap_socket(sock, server_hostname=host)
@@ -109,6 +109,19 @@ def _connect(scheme: str, host: str, port: int, address: str, deadline: float) -
         conn = http.client.HTTPConnection(host, port)
     conn.sock = sock  # already connected to the checked address; http.client will not resolve again
     return conn
+
+
+def _open_socket(addresses: list[str], port: int, deadline: float) -> socket.socket:
+    """Connect to the first checked address that answers (e.g. ::1 refused, then 127.0.0.1)."""
+    error: OSError = OSError("no address")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout=_remaining(deadline))
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            error = exc
+    raise error
 
 
 def _read(response: http.client.HTTPResponse, sock: socket.socket, limit: int, deadline: float) -> bytes:
