@@ -11,15 +11,22 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgevision.batch.scoring import ModelInfo, Scores, read_file, relative_folder, score_contents
+from edgevision.errors import EdgeVisionError
 from edgevision.models import ImageModel, load_model
 
 _model: ImageModel | None = None  # the worker process's model, loaded once by _init_worker
 _batch_size = 32
+
+
+class ScoringProcessDied(EdgeVisionError):
+    """A worker process was killed (usually by the out-of-memory killer)."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +87,16 @@ def _run_chunks(
     if workers <= 1:  # too little work to pay for starting processes
         yield from (score_contents(model, [read_file(p) for p in chunk], batch_size) for chunk in chunks)
         return
-    # spawn, not fork: the parent has onnxruntime loaded, and forked runtimes are not safe.
+    # spawn, not fork: the parent has onnxruntime loaded, and forked runtimes are not safe. An executor (not a
+    # multiprocessing.Pool) so a worker killed by the OS (out of memory) fails the run instead of hanging it.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(model_path, batch_size)) as pool:
-        yield from pool.imap(_score_chunk, chunks)
+    with ProcessPoolExecutor(workers, context, _init_worker, (model_path, batch_size)) as pool:
+        try:
+            yield from pool.map(_score_chunk, chunks)
+        except BrokenProcessPool:
+            raise ScoringProcessDied(
+                "a scoring process died (out of memory?); try fewer --workers or a smaller --batch-size"
+            ) from None
 
 
 def _init_worker(model_path: str | None, batch_size: int) -> None:

@@ -238,6 +238,7 @@ def score_spark(
         ship_package(sc)
     previous = _tune(spark, settings)
     shipped = sc.broadcast(ShippedModel.of(model))
+    scored = None
     try:
         reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
         if plan.glob_filter:
@@ -263,12 +264,13 @@ def score_spark(
         log.debug("wrote the scores: %.1f s", time.perf_counter() - started)
         if csv:
             _csv_columns(table).coalesce(1).write.mode(mode).options(header="true", escape='"').csv(_join(out, CSV))
-        scored.unpersist()
     except EdgeVisionError:
         raise
     except Exception as exc:
         raise _job_error(exc, source, out) from None
     finally:
+        if scored is not None:
+            scored.unpersist()
         shipped.unpersist()
         _restore(spark, previous)
     job_seconds = time.perf_counter() - started - session_seconds

@@ -144,3 +144,10 @@ def test_run_json_describes_the_run(scores) -> None:
     assert run["engine"] == engine and run["images"] == len(frame) and run["errors"] == len(BROKEN)
     assert run["model"]["modelId"] == frame["model_id"].iloc[0]
     assert len(run["labels"]) == 1000
+
+
+def test_spark_makes_a_few_partitions_per_core(spark_out: Path, spark) -> None:
+    """Spark's defaults would cut these few hundred small files by a 4 MB open cost; we ask for ~3 per core."""
+    run = json.loads((spark_out / "run.json").read_text())
+    cores = spark.sparkContext.defaultParallelism
+    assert 2 <= run["partitions"] <= 3 * cores + 1, run["partitions"]

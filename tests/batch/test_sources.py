@@ -65,3 +65,19 @@ def test_java_major_reads_real_java() -> None:
     if java is None:
         pytest.skip("no java on PATH")
     assert java_major(java) >= 8
+
+
+@pytest.mark.slow
+def test_spark_glob_scores_the_same_files_as_the_local_engine(photo_tree: Path, spark, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from edgevision.batch.settings import BatchSettings
+    from edgevision.batch.spark_engine import score_spark
+
+    pattern = f"{photo_tree}/**/*.jpg"
+    before = spark.conf.get("spark.sql.files.openCostInBytes")
+    result = score_spark(pattern, str(tmp_path / "out"), settings=BatchSettings(), session=spark)
+    frame = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert list(frame["path"]) == local_files(pattern).files
+    assert result.images == len(frame) and result.errors == 2  # corrupt.jpg, empty.jpg (notes.txt is no .jpg)
+    assert spark.conf.get("spark.sql.files.openCostInBytes") == before, "the session's settings are restored"
