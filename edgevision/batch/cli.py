@@ -44,7 +44,8 @@ def add_score_arguments(parser: argparse.ArgumentParser, engine: bool = True) ->
         parser.add_argument("--engine", choices=ENGINES, default="local", help="local process pool (default) or spark")
     parser.add_argument("--master", metavar="URL", help="spark: master URL (default: spark-submit's, else local[*])")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="spark: extra Spark setting")
-    parser.add_argument("--workers", type=int, help="local: scoring processes (env BATCH_WORKERS; default: cores)")
+    if engine:
+        parser.add_argument("--workers", type=int, help="local: scoring processes (env BATCH_WORKERS; default: cores)")
     parser.add_argument("--batch-size", type=int, help="images per inference call (env BATCH_SIZE; default 32)")
     parser.add_argument("--csv", action="store_true", help="also write OUT/scores.csv")
     parser.add_argument("--overwrite", action="store_true", help="replace the scores of an earlier run in OUT")
@@ -55,7 +56,8 @@ def run_score(args: argparse.Namespace) -> int:
     from edgevision.batch.settings import BatchSettings
     from edgevision.config import ConfigError
 
-    settings = BatchSettings.from_env(model_dir=args.model, workers=args.workers, batch_size=args.batch_size)
+    workers = getattr(args, "workers", None)
+    settings = BatchSettings.from_env(model_dir=args.model, workers=workers, batch_size=args.batch_size)
     conf = dict(_key_value(item) for item in args.conf)
     if args.engine == "local" and (args.master or conf):
         raise ConfigError("--master and --conf apply to --engine spark only")

@@ -210,6 +210,7 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
     except Exception as exc:  # py4j / Spark errors: show the first line, not a JVM stack trace
         raise SparkJobError(f"cannot start Spark: {_first_line(exc)}") from None
     session.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are about sockets, not the job
     return session
 
 
