@@ -4,6 +4,7 @@ sent, cooldown, retention, and the module twin."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -232,3 +233,19 @@ def test_a_twin_naming_a_missing_video_keeps_the_manifest_source(
     assert "VIDEO_PATH" in hub.reports[0]["settingsError"]
     assert hub.reported["VIDEO_PATH"] == str(slideshow)
     assert all(len(body["predictions"]) == 1 for body in hub.bodies("output1"))
+
+
+@pytest.mark.slow
+def test_frame_rate_caps_a_live_source_and_skips_rather_than_lags(
+    scoring_service: ScoringService, dog_clip: Slideshow
+) -> None:
+    # The 2 s clip played like a live camera at 10 frames/s, scored at most 2 frames/s.
+    run = run_module(
+        settings_for(
+            scoring_service.url, dog_clip, play_at_file_rate="yes", frame_rate=2, send_mode="every", min_send_interval=0
+        )
+    )
+    frames = [body["frame"] for body in run.hub.bodies("output1")]
+    assert len(frames) == run.module.counters.scored
+    assert 0 < len(frames) <= dog_clip.frame_count // 2
+    assert frames == sorted(set(frames)) and max(b - a for a, b in itertools.pairwise(frames)) > 1
