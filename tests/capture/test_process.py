@@ -128,7 +128,10 @@ def test_kill_9_during_capture_leaves_no_partial_file(
         module = start_module(**env)
         target = assert_no_partial_capture(captures) + 2 + 3 * round_
         wait_until(lambda: len(list(captures.rglob("*.jpg"))) >= target, 60, "captures")  # noqa: B023
-        time.sleep(0.01 * round_)
+        # Aim for the middle of a write (it may already be over: the invariant must hold either way).
+        deadline = time.monotonic() + 1
+        while not any(captures.rglob(".*.tmp")) and time.monotonic() < deadline:
+            pass
         module.signal(signal.SIGKILL)
         module.wait(10)
         assert_no_partial_capture(captures)
