@@ -37,15 +37,14 @@ def build_tree(root: Path, size: int, tiles: list[Path]) -> Path:
 
 def run_local(folder: Path, out: Path, model: str | None, workers: int) -> float:
     from edgevision.batch.local import score_local
-    from edgevision.batch.output import prepare, write_local
+    from edgevision.batch.output import prepare
     from edgevision.batch.sources import local_files
 
     started = time.perf_counter()
     prepare(str(out), True, False)
     source = local_files(str(folder))
-    result = score_local(source.root, source.files, model, workers=workers, progress=False)
-    write_local(result.table, str(out), False)
-    assert result.table.num_rows == len(source.files)
+    result = score_local(source.root, source.files, model, str(out), workers=workers, progress=False)
+    assert result.images == len(source.files) and result.errors == 0
     return time.perf_counter() - started
 
 

@@ -75,7 +75,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 def _score_local(args, settings) -> int:
     from edgevision.batch.local import score_local
-    from edgevision.batch.output import SCORES, write_local, write_run
+    from edgevision.batch.output import SCORES, write_run
     from edgevision.batch.sources import local_files
 
     source = local_files(args.source)
@@ -83,24 +83,23 @@ def _score_local(args, settings) -> int:
         source.root,
         source.files,
         str(settings.model_dir) if settings.model_dir else None,
+        args.out,
+        csv=args.csv,
         workers=settings.workers,
         batch_size=settings.batch_size,
         chunk_size=settings.chunk_size,
     )
-    write_local(result.table, args.out, args.csv)
-    images = result.table.num_rows
-    errors = images - result.table.column("error").null_count
     write_run(
         args.out,
         source=args.source,
         engine="local",
         model=result.model,
-        images=images,
-        errors=errors,
+        images=result.images,
+        errors=result.errors,
         seconds=result.seconds,
         workers=result.workers,
     )
-    _report(images, errors, result.seconds, os.path.join(args.out, SCORES))
+    _report(result.images, result.errors, result.seconds, os.path.join(args.out, SCORES))
     return 0
 
 

@@ -15,8 +15,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-import numpy as np
-
 from edgevision.batch.scoring import ModelInfo, Scores, read_file, relative_folder, score_contents
 from edgevision.errors import EdgeVisionError
 from edgevision.models import ImageModel, load_model
@@ -31,7 +29,8 @@ class ScoringProcessDied(EdgeVisionError):
 
 @dataclass(frozen=True)
 class LocalResult:
-    table: object  # pyarrow.Table, COLUMNS order, sorted by path
+    images: int
+    errors: int
     seconds: float
     workers: int
     model: ImageModel
@@ -48,16 +47,19 @@ def score_local(
     root: str,
     files: Sequence[str],
     model_path: str | None,
+    out: str,
     *,
+    csv: bool = False,
     workers: int = 0,
     batch_size: int = 32,
     chunk_size: int = 64,
     progress: bool | None = None,
-):
-    """Score `files` (absolute, sorted) and return a LocalResult."""
+) -> LocalResult:
+    """Score `files` (absolute, sorted) into OUT/scores.parquet (and scores.csv), streaming: results are
+    written chunk by chunk in file order, never held all at once."""
     from tqdm import tqdm
 
-    from edgevision.batch.output import scores_table
+    from edgevision.batch.output import LocalWriter, scores_table
 
     started = time.perf_counter()
     model = load_model(model_path, intra_op_threads=1)
@@ -67,18 +69,17 @@ def score_local(
     size = max(1, min(chunk_size, -(-len(files) // (workers * 4))))
     chunks = [list(files[i : i + size]) for i in range(0, len(files), size)]
     workers = max(1, min(workers, len(files) // max(1, batch_size)))
-    parts: list[Scores] = []
-    with tqdm(total=len(files), unit="img", desc="scoring", disable=progress is False or None) as bar:
-        for part in _run_chunks(chunks, model, model_path, workers, batch_size):
-            parts.append(part)
-            bar.update(len(part.errors))
-    scores = Scores(
-        np.concatenate([p.probabilities for p in parts]) if parts else np.zeros((0, len(info.labels)), np.float32),
-        [e for p in parts for e in p.errors],
-    )
-    folders = [relative_folder(f, root) for f in files]
-    table = scores_table(list(files), folders, scores, info)
-    return LocalResult(table, time.perf_counter() - started, workers, model)
+    errors = 0
+    with (
+        LocalWriter(out, csv) as writer,
+        tqdm(total=len(files), unit="img", desc="scoring", disable=progress is False or None) as bar,
+    ):
+        for chunk, scores in zip(chunks, _run_chunks(chunks, model, model_path, workers, batch_size), strict=True):
+            folders = [relative_folder(f, root) for f in chunk]
+            writer.write(scores_table(chunk, folders, scores, info))
+            errors += sum(e is not None for e in scores.errors)
+            bar.update(len(chunk))
+    return LocalResult(len(files), errors, time.perf_counter() - started, workers, model)
 
 
 def _run_chunks(

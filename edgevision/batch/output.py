@@ -68,14 +68,66 @@ def scores_table(paths: Sequence[str], folders: Sequence[str], scores: Scores, i
     return pa.table([columns[c] for c in COLUMNS], names=list(COLUMNS))
 
 
-def write_local(table, out: str, csv: bool) -> None:
-    """Write the table as one Parquet file (and one CSV file) under OUT."""
-    import pyarrow.csv
-    import pyarrow.parquet as pq
+class LocalWriter:
+    """Streams sorted row batches into OUT/scores.parquet (and scores.csv), so memory stays flat however many
+    files are scored. Files are written under a temporary name and renamed when complete: a failed run leaves
+    no half-written table behind."""
 
-    pq.write_table(table, os.path.join(out, SCORES))
-    if csv:
-        pyarrow.csv.write_csv(csv_table(table), os.path.join(out, CSV))
+    ROW_GROUP = 8192  # rows buffered per Parquet row group
+
+    def __init__(self, out: str, csv: bool) -> None:
+        self.out, self.csv = out, csv
+        self._buffer: list = []
+        self._buffered = 0
+        self._parquet = self._csv = None
+
+    def __enter__(self) -> LocalWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(complete=kind is None)
+
+    def write(self, table) -> None:
+        self._buffer.append(table)
+        self._buffered += table.num_rows
+        if self._buffered >= self.ROW_GROUP:
+            self._flush()
+
+    def close(self, complete: bool = True) -> None:
+        if complete:
+            self._flush()
+        for writer in (self._parquet, self._csv):
+            if writer is not None:
+                writer.close()
+        for name in (SCORES, CSV):
+            partial = self._partial(name)
+            if not os.path.exists(partial):
+                continue
+            if complete:
+                os.replace(partial, os.path.join(self.out, name))
+            else:
+                os.remove(partial)
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.csv
+        import pyarrow.parquet as pq
+
+        if not self._buffer:
+            return
+        table = pa.concat_tables(self._buffer)
+        self._buffer, self._buffered = [], 0
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._partial(SCORES), table.schema)
+        self._parquet.write_table(table)
+        if self.csv:
+            rows = csv_table(table)
+            if self._csv is None:
+                self._csv = pyarrow.csv.CSVWriter(self._partial(CSV), rows.schema)
+            self._csv.write_table(rows)
+
+    def _partial(self, name: str) -> str:
+        return os.path.join(self.out, f".{name}.partial")
 
 
 def csv_table(table):
