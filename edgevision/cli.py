@@ -48,12 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose or os.environ.get("VERBOSE", "").lower() in {"1", "true", "yes"} else None
+    """INFO for everyone; `-v` or VERBOSE=true adds edgevision's own debug lines, not every library's."""
     logging.basicConfig(
-        level=level or os.environ.get("LOG_LEVEL", "INFO").upper(),
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if verbose or os.environ.get("VERBOSE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        logging.getLogger("edgevision").setLevel(logging.DEBUG)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_capture(args: argparse.Namespace) -> int:
-    import logging
     import signal
 
     from edgevision.capture.module import CaptureModule
@@ -40,8 +39,6 @@ def run_capture(args: argparse.Namespace) -> int:
     from edgevision.capture.sources import check_source
     from edgevision.hub import connect
 
-    if not args.verbose:  # VERBOSE=true means per-frame timings, not a debug line per HTTP request
-        logging.getLogger("urllib3").setLevel(logging.INFO)
     settings = CaptureSettings.from_env(
         video_path=args.video, image_processing_endpoint=args.endpoint, show_video=args.show_video
     )
