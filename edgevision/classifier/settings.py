@@ -14,6 +14,14 @@ from edgevision.models import DEFAULT_MAX_PIXELS
 MB = 1024 * 1024
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class ClassifierSettings(Settings):
     """How `edgevision serve` (the ImageClassifierService module) listens, scores and guards its input."""
 
@@ -32,7 +40,7 @@ class ClassifierSettings(Settings):
     host: str = Field("0.0.0.0", description="Address to listen on.")
     port: int = Field(80, ge=1, le=65535, description="TCP port to listen on (80 in the container).")
     threads: int = Field(
-        default_factory=lambda: min(4, os.cpu_count() or 1),
+        default_factory=lambda: min(4, _usable_cores()),
         ge=1,
         le=64,
         description="HTTP worker threads, i.e. images scored at once.",
