@@ -10,6 +10,7 @@ import imagegen
 import pytest
 import requests
 
+from edgevision.classifier.app import prediction_rules
 from tests.classifier.conftest import KEY
 from tests.conftest import ScoringService
 
@@ -17,7 +18,9 @@ AUTH = {"Prediction-Key": KEY}
 
 
 def test_url_classifies_a_downloaded_photo(secured_service, http: requests.Session, photo_server: str) -> None:
-    for path in ("/url", "/p/url", "/p/url/nostore", "/customvision/v3.1/prediction/p/classify/iterations/i/url"):
+    paths = [rule.replace("<project>", "p").replace("<name>", "Iteration1") for rule in prediction_rules("url")]
+    assert len(paths) == 9
+    for path in paths:
         response = http.post(
             f"{secured_service.url}{path}", json={"url": f"{photo_server}/2014_000006.jpg"}, headers=AUTH
         )
