@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,22 +48,30 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 
 
 class ScoringService:
-    """A real `edgevision serve` process on a free loopback port."""
+    """A real `edgevision serve` process on a loopback port; `stop()` and `start()` again keep the port."""
 
-    def __init__(self, model: Path | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, model: Path | None = None, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [PYTHON, "-m", "edgevision", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.command = [PYTHON, "-m", "edgevision", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if model is not None:
-            command += ["--model", str(model)]
-        self.process = subprocess.Popen(
-            command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+            self.command += ["--model", str(model)]
+        self.env = {**os.environ, **(env or {})}
+        # The log goes to a file, not a pipe: an unread pipe fills up and blocks a chatty server.
+        self.log = Path(tempfile.mkstemp(prefix="edgevision-serve-", suffix=".log")[1])
+        self.start()
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             wait_for_http(f"{self.url}/health", process=self.process)
-        except Exception:
+        except Exception as exc:
             self.stop()
-            raise
+            raise RuntimeError(f"{exc}; service log:\n{self.log_text()[-2000:]}") from exc
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -71,6 +80,12 @@ class ScoringService:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(10)
+
+    def close(self) -> None:
+        """Stop for good and remove the log."""
+        self.stop()
+        self.log.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +93,7 @@ def scoring_service() -> Iterator[ScoringService]:
     """The real scoring service on the bundled default model, shared by the whole session."""
     service = ScoringService()
     yield service
-    service.stop()
+    service.close()
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,6 @@ from edgevision.models import ImageDecodeError, ImageModel, decode_image, load_m
 log = logging.getLogger(__name__)
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers on top of the image itself
-MAX_ASPECT_RATIO = 100
 JSON_TYPES = {"application/json", "text/json", ""}
 PREDICTION_ENDPOINTS = {"image", "url", "detect"}
 CLOUD_PREFIX = re.compile(r"^/customvision/(v3\.[01])/prediction(?=/)", re.IGNORECASE)
@@ -81,7 +80,6 @@ class ClassifierService:
             image = decode_image(data, max_pixels=self.settings.max_image_pixels)
         except ImageDecodeError as exc:
             raise bad_request(exc.code, exc.message) from None
-        _check_aspect_ratio(image.width, image.height)
         decoded = time.perf_counter()
         probabilities = model.infer(model.preprocess(image)[np.newaxis])[0]
         self.metrics.decode.observe(decoded - started)
@@ -231,15 +229,6 @@ def _url_from_body() -> str:
     if not isinstance(url, str) or not url.strip():
         raise bad_request("BadRequestImageUrl", 'the body must be JSON {"url": "http(s)://..."}')
     return url.strip()
-
-
-def _check_aspect_ratio(width: int, height: int) -> None:
-    # Resizing the shorter side to ~256 px blows a 40000 x 1 image (a few bytes of PNG) up to gigabytes.
-    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        raise bad_request(
-            "BadRequestImageDimensions",
-            f"image is {width} x {height} pixels; its longer side may be at most {MAX_ASPECT_RATIO} times the shorter",
-        )
 
 
 def _too_large(limit: int) -> ApiError:

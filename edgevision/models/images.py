@@ -16,6 +16,7 @@ from edgevision.errors import EdgeVisionError
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "TIFF", "WEBP"})
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ a 7300 x 5500 photo; anything larger is not a camera frame
+MAX_ASPECT_RATIO = 100  # a 40000 x 1 strip is a few bytes of PNG and no photo
 
 # We do our own pixel-count check with a clear error; PIL's own warning must not fire first.
 Image.MAX_IMAGE_PIXELS = None
@@ -52,10 +53,15 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
             "BadRequestImageDimensions",
             f"image is {width} x {height} pixels; at most {max_pixels:,} pixels are accepted",
         )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageDecodeError(
+            "BadRequestImageDimensions",
+            f"image is {width} x {height} pixels; its longer side may be at most {MAX_ASPECT_RATIO} times the shorter",
+        )
     try:
         image.seek(0)  # animated GIF/PNG/WEBP: the first frame
         image.load()
-        image = ImageOps.exif_transpose(image) or image
-        return image.convert("RGB")
+        ImageOps.exif_transpose(image, in_place=True)
+        return image if image.mode == "RGB" else image.convert("RGB")
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageDecodeError("BadRequestImageFormat", f"the image is damaged or truncated: {exc}") from None

@@ -97,9 +97,8 @@ class Preprocessing:
         if self.max_dimension and max(image.size) > self.max_dimension:
             image = _scale(image, self.max_dimension / max(image.size))
         if self.resize == "ByShorterSide":
-            shorter = min(self.target_width, self.target_height)
-            image = _scale(image, shorter / min(image.size))
-        if self.crop or self.resize == "ByShorterSide":
+            image = self._shorter_side_then_crop(image)
+        elif self.crop:
             image = _center_crop(image, self.input_width, self.input_height)
         if image.size != (self.input_width, self.input_height):
             image = image.resize((self.input_width, self.input_height), Image.BILINEAR)
@@ -110,6 +109,18 @@ class Preprocessing:
         if self.bgr:
             pixels = pixels[:, :, ::-1]
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+    def _shorter_side_then_crop(self, image: Image.Image) -> Image.Image:
+        """Resize the shorter side to the target, then centre-crop to the input size, in one resampling of
+        only the cropped region: the same pixels as scaling the whole picture first, without ever building
+        it (a long thin image would otherwise scale to gigabytes)."""
+        factor = min(self.target_width, self.target_height) / min(image.size)
+        scaled_w, scaled_h = max(1, round(image.width * factor)), max(1, round(image.height * factor))
+        out_w, out_h = min(self.input_width, scaled_w), min(self.input_height, scaled_h)
+        left, top = (scaled_w - out_w) // 2, (scaled_h - out_h) // 2
+        fx, fy = image.width / scaled_w, image.height / scaled_h
+        box = (left * fx, top * fy, (left + out_w) * fx, (top + out_h) * fy)
+        return image.resize((out_w, out_h), Image.BILINEAR, box=box)
 
 
 class ImageModel:

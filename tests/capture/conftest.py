@@ -20,7 +20,7 @@ from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.slideshow import Slideshow, make_slideshow
 from edgevision.demo import DEMO_PHOTOS
 from edgevision.hub import EDGE_VARIABLES, Hub
-from tests.conftest import ScoringService, free_port, wait_for_http
+from tests.conftest import ScoringService
 
 # What the bundled ImageNet model says about the bundled photos (checked by test_photo_facts).
 DOG = DEMO_PHOTOS / "darknet" / "dog.jpg"  # malamute
@@ -32,24 +32,6 @@ ZEBRAS_2 = DEMO_PHOTOS / "wildlife-wildbook" / "2014_000007.jpg"  # zebra
 SLIDES = (DOG, ZEBRAS_1, HORSES, ELEPHANTS, ZEBRAS_2, PERSON)
 FPS = 5.0
 FRAMES_EACH = 3
-
-
-class RestartableScorer(ScoringService):
-    """The real `edgevision serve`, which can be stopped and started again on the same port."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "edgevision", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for_http(f"{self.url}/health", process=self.process)
-        except Exception:
-            self.stop()
-            raise
 
 
 @pytest.fixture(scope="session")

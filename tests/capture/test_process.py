@@ -18,7 +18,7 @@ from PIL import Image
 
 from edgevision.capture.slideshow import Slideshow
 from edgevision.capture.store import CaptureStore
-from tests.capture.conftest import ZEBRAS_1, ZEBRAS_2, ModuleProcess, RestartableScorer, status, wait_until
+from tests.capture.conftest import ZEBRAS_1, ZEBRAS_2, ModuleProcess, status, wait_until
 from tests.conftest import ScoringService, free_port, shared_path
 
 SENT = re.compile(r"camera-capture -> (output1|captures) (\{.*?\}) ")
@@ -60,7 +60,7 @@ def test_the_scorer_stopping_and_coming_back_does_not_stop_the_module(
     start_module: Callable[..., ModuleProcess], tmp_path: Path
 ) -> None:
     video = shared_path("media/video/vtest.avi")
-    scorer = RestartableScorer()
+    scorer = ScoringService()  # stop() and start() keep its port
     viewer = free_port()
     try:
         module = start_module(
@@ -95,7 +95,7 @@ def test_the_scorer_stopping_and_coming_back_does_not_stop_the_module(
         assert "retrying in" in log and "scorer answering again" in log
         assert "Traceback" not in log
     finally:
-        scorer.stop()
+        scorer.close()
 
 
 def assert_no_partial_capture(root: Path) -> int:

@@ -57,7 +57,7 @@ def catdog_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scoring
     service = ScoringService(env=env)
     service.published = published  # type: ignore[attr-defined]
     yield service
-    service.stop()
+    service.close()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +66,7 @@ def secured_service() -> Iterator[ScoringService]:
     at most 5 predictions per answer."""
     service = ScoringService(env={"PREDICTION_KEY": KEY, "URL_ALLOW_PRIVATE": "true", "MAX_PREDICTIONS": "5"})
     yield service
-    service.stop()
+    service.close()
 
 
 class _QuietHandler(http_server.SimpleHTTPRequestHandler):

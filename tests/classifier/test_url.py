@@ -102,7 +102,7 @@ def limited_service() -> Iterator[ScoringService]:
     env = {"URL_ALLOW_PRIVATE": "1", "MAX_IMAGE_BYTES": str(1024 * 1024), "URL_TIMEOUT": "1"}
     service = ScoringService(env=env)
     yield service
-    service.stop()
+    service.close()
 
 
 def test_url_follows_redirects(limited_service, http: requests.Session, tricky_server: str) -> None:
@@ -141,4 +141,4 @@ def test_url_can_be_switched_off(photo_server: str, http: requests.Session) -> N
         paths = http.get(f"{service.url}/openapi.json").json()["paths"]
         assert "/image" in paths and not [p for p in paths if p.endswith(("/url", "/url/nostore"))]
     finally:
-        service.stop()
+        service.close()

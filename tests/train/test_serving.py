@@ -23,7 +23,7 @@ def service(trained: Path) -> Iterator[ScoringService]:
         model=trained / "iterations" / "1" / "model", env={"PUBLISHED_DIR": str(trained / "published")}
     )
     yield running
-    running.stop()
+    running.close()
 
 
 def project_info(project: Path) -> tuple[dict, dict]:
