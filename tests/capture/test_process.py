@@ -18,8 +18,8 @@ from PIL import Image
 
 from edgevision.capture.slideshow import Slideshow
 from edgevision.capture.store import CaptureStore
-from tests.capture.conftest import ZEBRAS_1, ZEBRAS_2, ModuleProcess, status, wait_until
-from tests.conftest import ScoringService, free_port, shared_path
+from tests.capture.conftest import ZEBRAS_1, ZEBRAS_2, ModuleProcess, status
+from tests.conftest import ScoringService, free_port, shared_path, wait_until
 
 SENT = re.compile(r"camera-capture -> (output1|captures) (\{.*?\}) ")
 

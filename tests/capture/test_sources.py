@@ -24,8 +24,8 @@ from edgevision.capture.sources import (
     open_source,
     source_kind,
 )
-from tests.capture.conftest import DOG, ZEBRAS_1, wait_until
-from tests.conftest import free_port, shared_path
+from tests.capture.conftest import DOG, ZEBRAS_1
+from tests.conftest import free_port, shared_path, wait_until
 
 
 def read_all(path: Path, every: int = 1) -> tuple[int, list[np.ndarray]]:

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from edgevision.capture.store import CaptureStore
-from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1, wait_until
+from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1
+from tests.conftest import wait_until
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 

@@ -16,8 +16,8 @@ import requests
 from PIL import Image
 
 from edgevision.capture.slideshow import Slideshow
-from tests.capture.conftest import ModuleProcess, status, wait_until
-from tests.conftest import ScoringService, free_port
+from tests.capture.conftest import ModuleProcess, status
+from tests.conftest import ScoringService, free_port, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [

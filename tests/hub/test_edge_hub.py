@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from edgevision.hub import EdgeHub, InputMessage, LocalHub, connect
 from edgevision.hub.client import HubError
+from tests.conftest import wait_until
 from tests.hub.conftest import FLUSHER, MODULE, Edge
 
 
@@ -32,18 +32,9 @@ def upstream(edge: Edge) -> list[dict[str, Any]]:
     return [json.loads(line) for line in edge.upstream.read_text().splitlines() if line.strip()]
 
 
-def wait_for(condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_send_reaches_the_output_with_json_body_and_properties(edge: Edge, hub: EdgeHub) -> None:
     hub.send("output1", {"topTag": "zebra", "topProbability": 0.97}, {"topTag": "zebra", "topProbability": 0.97})
-    record = wait_for(lambda: [r for r in upstream(edge) if r["output"] == "output1"])[0]
+    record = wait_until(lambda: [r for r in upstream(edge) if r["output"] == "output1"])[0]
     assert record["module"] == MODULE
     assert record["body"] == {"topTag": "zebra", "topProbability": 0.97}
     assert record["properties"] == {"topTag": "zebra", "topProbability": "0.97"}  # properties travel as strings
@@ -90,7 +81,7 @@ def test_desired_properties_and_patches(edge: Edge, hub: EdgeHub) -> None:
 def test_reported_properties_are_recorded(edge: Edge, hub: EdgeHub) -> None:
     hub.report({"frames": 12, "nested": {"a": 1}})
     hub.report({"nested": {"b": 2}})
-    reported = wait_for(lambda: (r := edge.twins.reported(MODULE)).get("nested", {}).get("b") and r)
+    reported = wait_until(lambda: (r := edge.twins.reported(MODULE)).get("nested", {}).get("b") and r)
     assert reported["frames"] == 12 and reported["nested"] == {"a": 1, "b": 2}
 
 
@@ -105,7 +96,7 @@ def test_close_flushes_queued_messages(edge: Edge) -> None:
     for n in range(30):
         other.send("burst", {"n": n})
     other.close()
-    burst = wait_for(lambda: len(r := [x for x in upstream(edge) if x["output"] == "burst"]) == 30 and r)
+    burst = wait_until(lambda: len(r := [x for x in upstream(edge) if x["output"] == "burst"]) == 30 and r)
     assert [r["body"]["n"] for r in burst] == list(range(30))
     assert other.sent == 30 and other.dropped == 0
 
@@ -139,4 +130,4 @@ def test_sending_never_blocks_the_caller(edge: Edge, hub: EdgeHub) -> None:
 
     threading.Thread(target=burst, daemon=True).start()
     assert done.wait(10)  # queued, not sent inline
-    wait_for(lambda: len([x for x in upstream(edge) if x["output"] == "fast"]) == 200, 30)
+    wait_until(lambda: len([x for x in upstream(edge) if x["output"] == "fast"]) == 200, 30)

@@ -6,7 +6,6 @@ import io
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from edgevision.runtime.broker import BrokerError, find_mosquitto
 from edgevision.runtime.console import Console
 from edgevision.runtime.runner import RunOptions, Runtime
+from tests.conftest import wait_until
 
 FIXTURE_MODULE = Path(__file__).resolve().parent / "fixtures" / "module.py"
 TEST_IMAGE = "test/module:1.0"
@@ -59,16 +59,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 class LiveRun:
     """`Runtime.run()` in a background thread, with its console captured."""
 
@@ -92,7 +82,7 @@ class LiveRun:
 
     def start(self) -> LiveRun:
         self.thread.start()
-        wait_for(lambda: self.state() or self.error, 30, "the run to start")
+        wait_until(lambda: self.state() or self.error, 30, "the run to start")
         if self.error:
             raise self.error
         return self

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import IMAGES, TEST_IMAGE, manifest, module, read_jsonl, wait_for
+from tests.conftest import wait_until
+from tests.runtime.conftest import IMAGES, TEST_IMAGE, manifest, module, read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def test_routes_where_filter_and_twin_changes_without_restart(live_run, tmp_path
     run = live_run(pair(tmp_path, {"PROBS": "0.9,0.2,0.7"}))
     received = tmp_path / "received.jsonl"
     upstream = run.out / "upstream.jsonl"
-    wait_for(lambda: len(read_jsonl(received)) >= 6 and len(read_jsonl(upstream)) >= 4, 40, "routed messages")
+    wait_until(lambda: len(read_jsonl(received)) >= 6 and len(read_jsonl(upstream)) >= 4, 40, "routed messages")
 
     records = read_jsonl(received)
     assert {r["body"]["topProbability"] for r in records} == {0.9, 0.2, 0.7}  # the display gets everything
@@ -51,13 +52,13 @@ def test_routes_where_filter_and_twin_changes_without_restart(live_run, tmp_path
     assert sent[0]["properties"]["topTag"] == "zebra"
     assert sent[0]["system"]["contentType"] == "application/json"
 
-    twin = wait_for(lambda: _twin(run, "display").get("reported", {}).get("label"), 10, "a reported property")
+    twin = wait_until(lambda: _twin(run, "display").get("reported", {}).get("label"), 10, "a reported property")
     assert twin == "first"
     display_pid = run.state()["modules"]["display"]["pid"]
 
     # Change the desired property and the route in the manifest: both apply without restarting anything.
     run.path.write_text(pair(tmp_path, {"PROBS": "0.9,0.2,0.7"}, label="second", minimum=0.8))
-    changed = wait_for(
+    changed = wait_until(
         lambda: [r for r in read_jsonl(received) if r["label"] == "second"], 30, "the desired-property patch"
     )
     assert changed[0]["pid"] == display_pid
@@ -65,7 +66,7 @@ def test_routes_where_filter_and_twin_changes_without_restart(live_run, tmp_path
     assert _twin(run, "display")["desired"] == {"label": "second", "$version": 2}
     assert _twin(run, "display")["reported"]["label"] == "second"
     after = changed[0]["body"]["seq"] + 1
-    wait_for(lambda: max(r["body"]["seq"] for r in read_jsonl(received)) >= after + 4, 20, "more messages")
+    wait_until(lambda: max(r["body"]["seq"] for r in read_jsonl(received)) >= after + 4, 20, "more messages")
     late = [r for r in read_jsonl(upstream) if r["body"]["seq"] > after]
     assert late and {r["body"]["topProbability"] for r in late} == {0.9}  # the reloaded route's WHERE
 
@@ -86,7 +87,7 @@ def test_crashed_module_is_restarted_by_policy(live_run, tmp_path: Path) -> None
         {"toDisplay": TO_DISPLAY},
     )
     run = live_run(text)
-    senders = wait_for(
+    senders = wait_until(
         lambda: len(pids := {r["body"]["pid"] for r in read_jsonl(tmp_path / "received.jsonl")}) >= 2 and pids,
         40,
         "messages from a restarted camera",
@@ -103,19 +104,21 @@ def test_crashed_module_is_restarted_by_policy(live_run, tmp_path: Path) -> None
 def test_messages_flow_again_after_the_brokers_restart(live_run, tmp_path: Path) -> None:
     run = live_run(pair(tmp_path, {"PROBS": "0.9"}))
     received = tmp_path / "received.jsonl"
-    wait_for(lambda: len(read_jsonl(received)) >= 2, 30, "messages before the broker restart")
+    wait_until(lambda: len(read_jsonl(received)) >= 2, 30, "messages before the broker restart")
     before = run.state()["modules"]
     for name in ("camera", "display"):
         os.kill(before[name]["brokerPid"], signal.SIGKILL)  # a crash: only the persisted state survives
     last_seq = max(r["body"]["seq"] for r in read_jsonl(received))
-    wait_for(lambda: all(m["brokerRestarts"] >= 1 for m in run.state()["modules"].values()), 20, "broker restarts")
-    wait_for(
+    wait_until(lambda: all(m["brokerRestarts"] >= 1 for m in run.state()["modules"].values()), 20, "broker restarts")
+    wait_until(
         lambda: [r for r in read_jsonl(received) if r["body"]["seq"] > last_seq + 2], 60, "messages after the restart"
     )
     after = run.state()["modules"]
     assert after["camera"]["pid"] == before["camera"]["pid"] and after["display"]["pid"] == before["display"]["pid"]
     assert after["camera"]["brokerPid"] != before["camera"]["brokerPid"]
-    wait_for(lambda: [r for r in read_jsonl(run.out / "upstream.jsonl") if r["body"]["seq"] > last_seq], 30, "upstream")
+    wait_until(
+        lambda: [r for r in read_jsonl(run.out / "upstream.jsonl") if r["body"]["seq"] > last_seq], 30, "upstream"
+    )
     run.stop()
 
 
@@ -177,7 +180,7 @@ def test_ctrl_c_stops_every_process(mosquitto, tmp_path: Path) -> None:
     process = _cli(tmp_path, text)
     state_file = tmp_path / "out" / "runtime.json"
     try:
-        wait_for(lambda: state_file.exists() and "receiver ready" in _log(tmp_path, "display"), 30, "the module")
+        wait_until(lambda: state_file.exists() and "receiver ready" in _log(tmp_path, "display"), 30, "the module")
         import json
 
         state = json.loads(state_file.read_text())["modules"]["display"]
@@ -212,7 +215,7 @@ def test_a_killed_runtime_leaves_no_orphans(mosquitto, tmp_path: Path) -> None:
     process = _cli(tmp_path, text)
     state_file = tmp_path / "out" / "runtime.json"
     try:
-        wait_for(lambda: state_file.exists() and "receiver ready" in _log(tmp_path, "display"), 30, "the module")
+        wait_until(lambda: state_file.exists() and "receiver ready" in _log(tmp_path, "display"), 30, "the module")
         import json
 
         run_state = json.loads(state_file.read_text())

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import read_jsonl, wait_for
+from tests.conftest import wait_until
+from tests.runtime.conftest import read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -68,15 +69,15 @@ def test_real_modules_apply_desired_changes_without_restart(live_run, tmp_path: 
     run = live_run(json.dumps(data, indent=2))
 
     captures = run.out / "captures"
-    wait_for(lambda: list(captures.rglob("*malamute.jpg")), 60, "malamute captures")
+    wait_until(lambda: list(captures.rglob("*malamute.jpg")), 60, "malamute captures")
     assert not list(captures.rglob("*zebra.jpg"))
     before = run.state()["modules"]
 
     desired["camera-capture"]["properties.desired"]["CAPTURE_TAGS"] = "zebra"
     desired["sensehat-display"]["properties.desired"]["THRESHOLD"] = 0.95
     run.path.write_text(json.dumps(data, indent=2))
-    wait_for(lambda: list(captures.rglob("*zebra.jpg")), 60, "zebra captures after the twin change")
-    wait_for(lambda: _reported(run, "sensehat-display").get("THRESHOLD") == 0.95, 30, "the display's new threshold")
+    wait_until(lambda: list(captures.rglob("*zebra.jpg")), 60, "zebra captures after the twin change")
+    wait_until(lambda: _reported(run, "sensehat-display").get("THRESHOLD") == 0.95, 30, "the display's new threshold")
     assert _reported(run, "camera-capture")["CAPTURE_TAGS"] == "zebra"
     after = run.state()["modules"]
     for name in ("camera-capture", "sensehat-display"):
