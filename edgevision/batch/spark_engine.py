@@ -103,6 +103,7 @@ def java_major(java: str) -> int | None:
 # -- the worker side ---------------------------------------------------------------------------------------------
 
 _worker_models: dict[str, ImageModel] = {}  # sha256 -> model, one per Python worker process
+_worker_loads = 0  # how many times this worker process loaded a model (diagnostics; see worker_report)
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,22 @@ class ShippedModel:
 
 def worker_model(sha256: str, broadcast) -> ImageModel:
     """This worker's model, loaded from the broadcast on its first task only."""
+    global _worker_loads
     model = _worker_models.get(sha256)
     if model is None:
         model = _worker_models[sha256] = broadcast.value.load()
+        _worker_loads += 1
     return model
+
+
+def worker_report(frames: Iterator):
+    """A `mapInPandas` function for diagnostics: which Python worker ran the task and how many models it has
+    loaded so far (schema "pid long, loads long")."""
+    import pandas as pd
+
+    for _ in frames:
+        pass
+    yield pd.DataFrame({"pid": [os.getpid()], "loads": [_worker_loads]})
 
 
 class PartitionScorer:

@@ -151,3 +151,17 @@ def test_spark_makes_a_few_partitions_per_core(spark_out: Path, spark) -> None:
     run = json.loads((spark_out / "run.json").read_text())
     cores = spark.sparkContext.defaultParallelism
     assert 2 <= run["partitions"] <= 3 * cores + 1, run["partitions"]
+
+
+def test_spark_workers_load_the_model_once(photo_tree: Path, spark, tmp_path: Path) -> None:
+    """Python workers are reused across tasks and keep their onnxruntime session: right after a job of several
+    partitions per worker, no worker has loaded the model more than once."""
+    from edgevision.batch.settings import BatchSettings
+    from edgevision.batch.spark_engine import score_spark, worker_report
+
+    settings = BatchSettings(spark_tasks_per_core=4)
+    result = score_spark(str(photo_tree), str(tmp_path / "out"), settings=settings, session=spark)
+    assert result.partitions > spark.sparkContext.defaultParallelism  # more tasks than workers
+    rows = spark.range(0, 64, numPartitions=8).mapInPandas(worker_report, "pid long, loads long").collect()
+    loads = {row.pid: row.loads for row in rows}
+    assert max(loads.values()) == 1, loads
