@@ -10,8 +10,10 @@ import importlib.metadata
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -190,7 +192,7 @@ def test_dockerignore_keeps_what_the_images_copy_and_drops_the_rest():
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    copied = {"pyproject.toml", "README.md", "edgevision/models/default/model.onnx"}
+    copied = {"pyproject.toml", "README.md", "LICENSE", "edgevision/models/default/model.onnx"}
     copied |= {str(p.relative_to(ROOT)) for p in (ROOT / "edgevision").rglob("*.py") if "__pycache__" not in p.parts}
     copied |= {str(p.relative_to(ROOT)) for p in ROOT.glob("modules/*/*") if p.is_file()}
     kept_out = sorted(p for p in copied if dockerignored(p, patterns))
@@ -284,3 +286,43 @@ def test_every_import_of_the_module_is_installed_in_its_image(folder, platform):
         if not dists & installed:
             missing[name] = sorted(dists)
     assert not missing, f"{folder} ({platform}) imports what its image lacks: {missing}"
+
+
+def copied_sources(dockerfile: Path) -> list[str]:
+    """The repository paths a Dockerfile COPYs into its package source folder /tmp/src/."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and words[-1].startswith("/tmp/src/"):
+            sources += [w.rstrip("/") for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+@pytest.mark.slow
+def test_the_package_builds_from_exactly_what_the_images_copy(tmp_path: Path) -> None:
+    # A file the build needs but no COPY brings fails only in `docker build`; a missing licence file is only a
+    # warning there, and the image would ship the package without its licence.
+    dockerfile = ROOT / "modules" / "ImageClassifierService" / "Dockerfile.amd64"
+    sources = copied_sources(dockerfile)
+    assert "pyproject.toml" in sources and "edgevision" in sources
+    context = tmp_path / "src"
+    context.mkdir()
+    for source in sources:
+        target = context / source
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(ROOT / source, target)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("edgevision-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), "the licence is not in the package"
+    assert "edgevision/models/default/model.onnx" in names
