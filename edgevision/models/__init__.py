@@ -12,6 +12,7 @@ from edgevision.models.model import (
     Prediction,
     Preprocessing,
     load_model,
+    open_session,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Preprocessing",
     "decode_image",
     "load_model",
+    "open_session",
 ]

@@ -128,7 +128,7 @@ class ImageModel:
 
     def __init__(self, path: str | Path | None = None, *, intra_op_threads: int = 0) -> None:
         self.path = _model_file(Path(path) if path else DEFAULT_MODEL_DIR)
-        session = _open_session(self.path, intra_op_threads)
+        session = open_session(self.path, intra_op_threads)
         self._session = session
         self.metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
         inputs = session.get_inputs()
@@ -276,7 +276,8 @@ def _model_file(path: Path) -> Path:
     return path
 
 
-def _open_session(path: Path, intra_op_threads: int):
+def open_session(path: Path, intra_op_threads: int = 0):
+    """One onnxruntime CPU session for `path`, or ModelLoadError naming the file and the reason."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

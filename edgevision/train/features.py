@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevision.models import DEFAULT_MODEL_DIR, Preprocessing, decode_image
+from edgevision.models import DEFAULT_MODEL_DIR, Preprocessing, decode_image, open_session
 
 BACKBONE_FILE = DEFAULT_MODEL_DIR / "backbone.onnx"
 FEATURE_SIZE = 1280
@@ -133,16 +133,10 @@ class FeatureExtractor:
     """Pooled backbone features of images under one pre-processing mode, with an optional disk cache."""
 
     def __init__(self, resize: str = "stretch", cache_dir: Path | None = None, threads: int = 0) -> None:
-        import onnxruntime as ort
-
         self.resize = resize
         self.metadata = preprocess_metadata(resize, backbone_metadata())
         self.preprocess = Preprocessing.from_metadata(self.metadata, 224, 224)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(BACKBONE_FILE), options, providers=["CPUExecutionProvider"])
+        self._session = open_session(BACKBONE_FILE, threads)
         digest = hashlib.sha256(BACKBONE_FILE.read_bytes()).hexdigest()[:12]
         self.cache = FeatureCache(cache_dir, f"mobilenetv2-{digest}-{resize}") if cache_dir else None
 
