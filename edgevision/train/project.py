@@ -16,6 +16,8 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,13 +161,20 @@ class Project:
             raise ProjectError(f"{iteration.dir}: the iteration has no model ({MODEL_FILE} is missing)")
         return iteration
 
-    def new_iteration_dir(self) -> tuple[int, Path]:
-        """The next number and a private staging folder; `commit_iteration` moves it into place."""
+    @contextmanager
+    def new_iteration_dir(self) -> Iterator[tuple[int, Path]]:
+        """The next number and a private staging folder, removed if the block fails; `commit_iteration` moves
+        it into place."""
         base = self.root / "iterations"
         base.mkdir(parents=True, exist_ok=True)
         numbers = [int(p.name) for p in base.iterdir() if p.name.isdigit()]
         number = max(numbers, default=0) + 1
-        return number, Path(tempfile.mkdtemp(dir=base, prefix=f".{number}-"))
+        staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{number}-"))
+        try:
+            yield number, staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     def commit_iteration(self, number: int, staging: Path) -> Iteration:
         target = self.root / "iterations" / str(number)

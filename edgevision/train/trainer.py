@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 import time
 import uuid
@@ -197,86 +196,69 @@ def _write_iteration(
     features: np.ndarray,
     started: float,
 ) -> Iteration:
-    number, staging = project.new_iteration_dir()
-    try:
-        return _fill_iteration(project, dataset, settings, head, metrics, extractor, features, started, number, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _fill_iteration(
-    project: Project,
-    dataset: Dataset,
-    settings: TrainSettings,
-    head: LinearHead,
-    metrics: dict,
-    extractor: FeatureExtractor,
-    features: np.ndarray,
-    started: float,
-    number: int,
-    staging: Path,
-) -> Iteration:
-    iteration_id = str(uuid.uuid4())
-    tag_ids = project.tag_ids(dataset.tags)
-    model_name = f"{project.name}-iteration-{number}"
-    metadata = {
-        "CustomVision.Metadata.Version": "1.1",
-        "CustomVision.Metadata.ProjectId": project.id,
-        "CustomVision.Metadata.IterationId": iteration_id,
-        "CustomVision.Postprocess.Method": (
-            "ClassificationMultiLabel" if dataset.multilabel else "ClassificationMultiClass"
-        ),
-        **extractor.metadata,
-        "EdgeVision.ModelName": model_name,
-        "EdgeVision.TagIds": json.dumps(tag_ids),
-        "EdgeVision.Source": f"edgevision-train {__version__}; backbone {_backbone_source()}",
-    }
-    manifest = write_model_dir(
-        staging / "model",
-        head,
-        dataset.tags,
-        metadata,
-        {
-            "DomainType": "Classification",
-            "Platform": "ONNX",
-            "ExporterVersion": f"edgevision-train {__version__}",
-            "ProjectId": project.id,
-            "IterationId": iteration_id,
-            "Iteration": number,
-            "ModelName": model_name,
-            "ClassificationType": metrics["classificationType"],
-            "Tags": [{"id": i, "name": n} for i, n in zip(tag_ids, dataset.tags, strict=True)],
-            "Preprocess": {k: v for k, v in metadata.items() if ".Preprocess." in k or k.startswith("Image.")},
-        },
-    )
-    _verify_export(staging / "model", dataset, head, features)
-    summary = {key: metrics[key] for key in ("accuracy", "precision", "recall", "meanAveragePrecision", "threshold")}
-    info = {
-        "id": iteration_id,
-        "number": number,
-        "projectId": project.id,
-        "created": now(),
-        "classificationType": metrics["classificationType"],
-        "trainingSeconds": round(time.monotonic() - started, 2),
-        "dataset": {
-            "source": str(dataset.source.resolve()),
-            "fingerprint": dataset.fingerprint(),
-            "images": len(dataset.samples),
-            "perTag": dataset.counts(),
-            "skipped": len(dataset.skipped),
-            "duplicates": len(dataset.duplicates),
-        },
-        "settings": settings.model_dump(mode="json"),
-        "evaluation": metrics["evaluation"],
-        "metrics": summary,
-        "tags": [{"id": i, "name": n} for i, n in zip(tag_ids, dataset.tags, strict=True)],
-        "model": {"name": model_name, "sha256": manifest["ModelFileSHA256"], "dir": "model"},
-    }
-    write_json(staging / "metrics.json", metrics)
-    write_json(staging / ITERATION_FILE, info)
-    write_report(staging / "report.html", project, info, metrics, dataset)
-    return project.commit_iteration(number, staging)
+    with project.new_iteration_dir() as (number, staging):
+        iteration_id = str(uuid.uuid4())
+        tag_ids = project.tag_ids(dataset.tags)
+        model_name = f"{project.name}-iteration-{number}"
+        metadata = {
+            "CustomVision.Metadata.Version": "1.1",
+            "CustomVision.Metadata.ProjectId": project.id,
+            "CustomVision.Metadata.IterationId": iteration_id,
+            "CustomVision.Postprocess.Method": (
+                "ClassificationMultiLabel" if dataset.multilabel else "ClassificationMultiClass"
+            ),
+            **extractor.metadata,
+            "EdgeVision.ModelName": model_name,
+            "EdgeVision.TagIds": json.dumps(tag_ids),
+            "EdgeVision.Source": f"edgevision-train {__version__}; backbone {_backbone_source()}",
+        }
+        manifest = write_model_dir(
+            staging / "model",
+            head,
+            dataset.tags,
+            metadata,
+            {
+                "DomainType": "Classification",
+                "Platform": "ONNX",
+                "ExporterVersion": f"edgevision-train {__version__}",
+                "ProjectId": project.id,
+                "IterationId": iteration_id,
+                "Iteration": number,
+                "ModelName": model_name,
+                "ClassificationType": metrics["classificationType"],
+                "Tags": [{"id": i, "name": n} for i, n in zip(tag_ids, dataset.tags, strict=True)],
+                "Preprocess": {k: v for k, v in metadata.items() if ".Preprocess." in k or k.startswith("Image.")},
+            },
+        )
+        _verify_export(staging / "model", dataset, head, features)
+        summary = {
+            key: metrics[key] for key in ("accuracy", "precision", "recall", "meanAveragePrecision", "threshold")
+        }
+        info = {
+            "id": iteration_id,
+            "number": number,
+            "projectId": project.id,
+            "created": now(),
+            "classificationType": metrics["classificationType"],
+            "trainingSeconds": round(time.monotonic() - started, 2),
+            "dataset": {
+                "source": str(dataset.source.resolve()),
+                "fingerprint": dataset.fingerprint(),
+                "images": len(dataset.samples),
+                "perTag": dataset.counts(),
+                "skipped": len(dataset.skipped),
+                "duplicates": len(dataset.duplicates),
+            },
+            "settings": settings.model_dump(mode="json"),
+            "evaluation": metrics["evaluation"],
+            "metrics": summary,
+            "tags": [{"id": i, "name": n} for i, n in zip(tag_ids, dataset.tags, strict=True)],
+            "model": {"name": model_name, "sha256": manifest["ModelFileSHA256"], "dir": "model"},
+        }
+        write_json(staging / "metrics.json", metrics)
+        write_json(staging / ITERATION_FILE, info)
+        write_report(staging / "report.html", project, info, metrics, dataset)
+        return project.commit_iteration(number, staging)
 
 
 def _backbone_source() -> str:
