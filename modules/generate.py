@@ -254,6 +254,10 @@ def env_lines(module: Module, extra: tuple[str, ...] = ()) -> list[str]:
     return ["ENV " + " \\\n    ".join(values)]
 
 
+# What every image copies to build the package: one list, so a file the build needs cannot be missed in one image.
+SOURCE_COPY = ("COPY pyproject.toml README.md LICENSE /tmp/src/", "COPY edgevision/ /tmp/src/edgevision/")
+
+
 def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
     extra = module.extra_for(platform)
     debugpy = f" {DEBUGPY}" if debug else ""
@@ -266,8 +270,7 @@ def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
         "",
         f"# Only the `{extra}` extra, at the versions pinned in constraints.txt; the sources are removed after.",
         f"COPY modules/{module.folder}/constraints.txt /tmp/constraints.txt",
-        "COPY pyproject.toml README.md LICENSE /tmp/src/",
-        "COPY edgevision/ /tmp/src/edgevision/",
+        *SOURCE_COPY,
         f'RUN pip install --no-cache-dir -c /tmp/constraints.txt "/tmp/src[{extra}]"{debugpy} \\',
         "    && rm -rf /tmp/src /tmp/constraints.txt",
         "",
@@ -295,8 +298,7 @@ def debian_dockerfile(module: Module, platform: str, debug: bool) -> str:
         "",
         f"# The venv sees Debian's packages; pip adds only the pure-Python rest of the `{module.extra}` extra, pinned.",
         f"COPY modules/{module.folder}/requirements.arm32v7.txt /tmp/requirements.txt",
-        "COPY pyproject.toml README.md LICENSE /tmp/src/",
-        "COPY edgevision/ /tmp/src/edgevision/",
+        *SOURCE_COPY,
         "RUN python3 -m venv --system-site-packages /opt/venv \\",
         "    && pip install --no-cache-dir --no-deps -r /tmp/requirements.txt \\",
         "    && pip install --no-cache-dir --no-deps /tmp/src \\",
