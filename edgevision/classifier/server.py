@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 
+from edgevision.classifier import bodies
 from edgevision.classifier.app import FORM_OVERHEAD, create_app
 from edgevision.classifier.settings import ClassifierSettings
 from edgevision.errors import EdgeVisionError
@@ -28,6 +29,7 @@ def serve(settings: ClassifierSettings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # container stop: leave cleanly
     # "Task queue depth is N" on every busy moment: /metrics' request_seconds shows overload better.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    keep_limit = settings.max_image_bytes + FORM_OVERHEAD  # Flask's MAX_CONTENT_LENGTH
     try:
         server = waitress.create_server(
             app,
@@ -35,13 +37,14 @@ def serve(settings: ClassifierSettings) -> None:
             port=settings.port,
             threads=settings.threads,
             ident="edgevision",
-            # Bodies far over the limit are refused by waitress before they are buffered; those just over
-            # the limit reach Flask, which answers 413 JSON.
-            max_request_body_size=2 * (settings.max_image_bytes + FORM_OVERHEAD),
+            # Bodies over the limit are read and dropped (bodies.py), then Flask answers 413 JSON; bodies
+            # over the cap are refused by waitress before they are read.
+            max_request_body_size=max(bodies.DISCARD_CAP, keep_limit) + 1,
             channel_timeout=60,
         )
     except OSError as exc:  # port in use, privileged port, unknown address
         raise ListenError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    bodies.install(server, keep_limit)
     log.info(
         "serving %s (%d tags) on http://%s:%d with %d threads, %d intra-op threads",
         model.model_id,
