@@ -20,7 +20,7 @@ from edgevision.capture.scorer import Backoff, Scored, ScorerClient, ScorerError
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.sources import FrameSource, display_name, open_source
 from edgevision.capture.store import CaptureStore
-from edgevision.capture.viewer import LiveView, ViewerServer, create_app
+from edgevision.capture.viewer import LiveView, ViewerServer, create_app, listen_host
 from edgevision.config import ConfigError
 from edgevision.errors import EdgeVisionError
 from edgevision.hub import Hub
@@ -368,8 +368,9 @@ class CaptureModule:
             self.counters.pruned += len(self._store.prune())
 
     def _start_viewer(self, settings: CaptureSettings) -> None:
-        app = create_app(self.view, self.status, lambda: self.settings.capture_dir)
-        self._viewer = ViewerServer(app, settings.viewer_host, settings.viewer_port)
+        key = settings.viewer_key.get_secret_value() if settings.viewer_key else None
+        app = create_app(self.view, self.status, lambda: self.settings.capture_dir, key=key)
+        self._viewer = ViewerServer(app, listen_host(settings.viewer_host, key), settings.viewer_port)
 
     # -- twin ------------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ class CaptureSettings(Settings):
     """How `edgevision capture` (the CameraCapture module) reads, scores, reports and keeps frames."""
 
     # The viewer's socket cannot move under a running server.
-    static_fields: ClassVar[frozenset[str]] = frozenset({"viewer_host", "viewer_port"})
+    static_fields: ClassVar[frozenset[str]] = frozenset({"viewer_host", "viewer_port", "viewer_key"})
 
     # -- the seed-004 sample's variables ---------------------------------------------------------------
     video_path: str = Field(
@@ -123,6 +123,11 @@ class CaptureSettings(Settings):
     # -- live viewer -----------------------------------------------------------------------------------
     viewer_host: str = Field("0.0.0.0", description="Address the live viewer listens on.")
     viewer_port: int = Field(5012, ge=1, le=65535, description="TCP port of the live viewer.")
+    viewer_key: SecretStr | None = Field(
+        None,
+        description="Key the live viewer asks for (login page, or the `X-Viewer-Key` header for scripts);"
+        " unset = the viewer listens on loopback only, whatever VIEWER_HOST says.",
+    )
 
     @field_validator("image_processing_params", mode="before")
     @classmethod

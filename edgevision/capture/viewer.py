@@ -1,6 +1,10 @@
 """The live viewer (SHOW_VIDEO): a web page with the live frames, the current tag and probability drawn on
 them (MJPEG), and the latest captured pictures.
 
+It shows a public place, so beyond loopback it asks for VIEWER_KEY: a login page sets an HttpOnly cookie
+(a token derived from the key, not the key), scripts send the key in `X-Viewer-Key`. Without a key the viewer
+listens on loopback only (reach it over SSH port forwarding).
+
 The frame loop only hands over references; drawing and JPEG encoding happen in the viewer's threads, once per
 new frame however many browsers watch, and not at all when nobody does.
 """
@@ -8,11 +12,14 @@ new frame however many browsers watch, and not at all when nobody does.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
+import ipaddress
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +37,56 @@ log = logging.getLogger(__name__)
 
 BOUNDARY = "frame"
 RECENT_CAPTURES = 8
+KEY_HEADER = "X-Viewer-Key"
+SESSION_COOKIE = "edgevision_viewer"
+SESSION_DAYS = 30
+LOOPBACK = "127.0.0.1"
 
 
 class ViewerError(EdgeVisionError):
     """The viewer cannot listen (port in use, bad address)."""
+
+
+def listen_host(host: str, key: str | None) -> str:
+    """Where the viewer may listen: `host` with a key; without one, loopback only (said in the log)."""
+    if _is_loopback(host):
+        return host
+    if key:
+        log.info("live viewer open to the network on %s: VIEWER_KEY required", host)
+        return host
+    log.warning(
+        "VIEWER_KEY is not set: the live viewer listens on loopback only (%s), not on VIEWER_HOST=%s;"
+        " set VIEWER_KEY to open it to the network, or use SSH port forwarding (docs/capture.md)",
+        LOOPBACK,
+        host,
+    )
+    return LOOPBACK
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ViewerAuth:
+    """Checks the key (header) or the session cookie, both in constant time."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key.encode()
+        # The cookie holds a token derived from the key: a stolen cookie does not reveal the key.
+        self.token = hmac.new(self._key, b"edgevision-viewer-session", hashlib.sha256).hexdigest()
+
+    def key_matches(self, given: str) -> bool:
+        return hmac.compare_digest(given.encode(), self._key)
+
+    def allows(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
+        if KEY_HEADER in headers:
+            return self.key_matches(headers[KEY_HEADER])
+        return hmac.compare_digest(cookies.get(SESSION_COOKIE, "").encode(), self.token.encode())
 
 
 class LiveView:
@@ -144,11 +197,31 @@ setInterval(refresh, 1000);
 """
 
 
-def create_app(view: LiveView, status: Callable[[], dict[str, Any]], capture_root: Callable[[], Path]) -> Flask:
-    """The viewer application: `/`, `/video.mjpg`, `/frame.jpg`, `/api/status`, `/captures/<file>`."""
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgevision camera: log in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body { font-family: system-ui, sans-serif; margin: 2rem; background: #111; color: #eee; }</style></head>
+<body><h1>Live viewer</h1>
+<form method="post" action="/login"><label>Viewer key <input type="password" name="key" autofocus required></label>
+<button type="submit">Open</button></form>
+{% if wrong %}<p id="wrong">Wrong key.</p>{% endif %}
+</body></html>
+"""
+
+
+def create_app(
+    view: LiveView,
+    status: Callable[[], dict[str, Any]],
+    capture_root: Callable[[], Path],
+    key: str | None = None,
+) -> Flask:
+    """The viewer application: `/`, `/video.mjpg`, `/frame.jpg`, `/api/status`, `/captures/<file>`, and with
+    a `key` `/login`; every other page then answers 401 without the key or the session cookie."""
     from flask import Flask, Response, jsonify, render_template_string, send_from_directory  # only with SHOW_VIDEO
 
     app = Flask(__name__)
+    if key:
+        _require_key(app, ViewerAuth(key))
 
     def snapshot() -> dict[str, Any]:
         data = status()
@@ -201,6 +274,36 @@ def create_app(view: LiveView, status: Callable[[], dict[str, Any]], capture_roo
         return jsonify(code="NotFound", message="no such page"), 404
 
     return app
+
+
+def _require_key(app: Flask, auth: ViewerAuth) -> None:
+    from flask import Response, jsonify, redirect, render_template_string, request
+
+    def login_page(wrong: bool) -> Response:
+        return Response(render_template_string(LOGIN_PAGE, wrong=wrong), status=401, mimetype="text/html")
+
+    @app.before_request
+    def check() -> Response | tuple[Response, int] | None:
+        if request.path == "/login" or auth.allows(request.headers, request.cookies):
+            return None
+        if request.path == "/" and KEY_HEADER not in request.headers:
+            return login_page(wrong=False)
+        reason = "wrong" if KEY_HEADER in request.headers else f"missing: log in at /login or send {KEY_HEADER}"
+        return jsonify(code="Unauthorized", message=f"the viewer key is {reason}"), 401
+
+    @app.get("/login")
+    def login_form() -> Response:
+        return login_page(wrong=False)
+
+    @app.post("/login")
+    def login() -> Response:
+        if not auth.key_matches(request.form.get("key", "")):
+            return login_page(wrong=True)
+        response = redirect("/", code=303)
+        response.set_cookie(
+            SESSION_COOKIE, auth.token, max_age=SESSION_DAYS * 86400, httponly=True, samesite="Strict", path="/"
+        )
+        return response
 
 
 def _mjpeg(view: LiveView) -> Iterator[bytes]:

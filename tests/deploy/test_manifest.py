@@ -130,7 +130,7 @@ def test_no_module_is_privileged_and_devices_are_mapped():
     assert {"PathOnHost": "$CAMERA_DEVICE", "PathInContainer": "/dev/video0", "CgroupPermissions": "rwm"} in camera[
         "Devices"
     ]
-    assert camera["PortBindings"] == {"5012/tcp": [{"HostPort": "5012"}]}
+    assert camera["PortBindings"] == {"5012/tcp": [{"HostIp": "$VIEWER_HOST_IP", "HostPort": "5012"}]}
     display = create_options(modules["sensehat-display"])["HostConfig"]
     assert {d["PathInContainer"] for d in display["Devices"]} == {"$SENSEHAT_FB", "/dev/i2c-1"}
     scorer = create_options(modules["image-classifier-service"]).get("HostConfig", {})
@@ -212,6 +212,25 @@ def test_the_module_accepts_its_env_and_desired_properties(expanded, name, folde
         if isinstance(reported_value, list):
             reported_value = ",".join(reported_value)
         assert str(reported_value).lower() == str(value).lower() or _same_number(reported_value, value), key
+
+
+@pytest.mark.slow  # shares `expanded` with the tests above
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_shipped_env_opens_the_viewer_to_nobody(expanded, name):
+    """With .env.template as shipped (no VIEWER_KEY) the viewer's port is published on the device's loopback
+    only and the module listens on its own loopback; a key opens it where VIEWER_HOST says."""
+    from edgevision.capture.viewer import listen_host
+
+    manifest = expanded[(name, "arm32v7")]
+    camera = agent_modules(manifest)["camera-capture"]
+    binding = json.loads(camera["settings"]["createOptions"])["HostConfig"]["PortBindings"]["5012/tcp"]
+    assert binding == [{"HostIp": "127.0.0.1", "HostPort": "5012"}]
+    environ = {k: str(v["value"]) for k, v in camera["env"].items()} | image_env("CameraCapture")
+    assert environ["VIEWER_KEY"] == ""
+    settings = module_code("CameraCapture").settings.from_env(environ)
+    assert settings.viewer_key is None
+    assert listen_host(settings.viewer_host, None) == "127.0.0.1"
+    assert listen_host("0.0.0.0", "a-key") == "0.0.0.0"
 
 
 def _same_number(a, b) -> bool:
