@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from edgevision.capture import reporting
@@ -22,6 +23,7 @@ from edgevision.capture.sources import FrameSource, display_name, open_source
 from edgevision.capture.store import CaptureStore
 from edgevision.capture.viewer import LiveView, ViewerServer, create_app, listen_host
 from edgevision.config import ConfigError
+from edgevision.contracts import CaptureEvent, CaptureSidecar, ContractError, iso_time, parse
 from edgevision.errors import EdgeVisionError
 from edgevision.hub import Hub
 
@@ -42,6 +44,7 @@ class Counters:
     sent: int = 0  # output1 messages
     pruned: int = 0  # captures deleted by retention
     source_failures: int = 0
+    rejected: int = 0  # messages not matching their contract: scorer answers, stored sidecars
 
 
 class CaptureModule:
@@ -72,7 +75,7 @@ class CaptureModule:
         self._next_report = 0.0
         self._next_slot = 0.0
         self._error_logged: tuple[str, float] = ("", 0.0)
-        self._writes: queue.Queue[tuple[CaptureStore, Prepared, dict[str, Any], str] | None] = queue.Queue(32)
+        self._writes: queue.Queue[tuple[CaptureStore, Prepared, CaptureSidecar, str] | None] = queue.Queue(32)
         self._writer = threading.Thread(target=self._write_captures, name="capture-writer", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -170,7 +173,7 @@ class CaptureModule:
         tag, probability = None, None
         if scored is not None:
             top = scored.top
-            tag, probability = (top["tagName"], float(top["probability"])) if top else ("", 0.0)
+            tag, probability = (top.tagName, top.probability) if top else ("", 0.0)
             self._send(item, scored)
         sent_at = time.perf_counter()
         if scored is not None and self._store is not None:
@@ -210,6 +213,7 @@ class CaptureModule:
                 scored = self._scorer.score(item.jpeg)
             except ScorerError as exc:
                 self.counters.errors += 1
+                self.counters.rejected += exc.rejected
                 delay = self.backoff.next()
                 self._log_failure(f"scorer: {exc}", delay)
                 self._sleep(delay)
@@ -228,9 +232,9 @@ class CaptureModule:
 
     def _send(self, item: Prepared, scored: Scored) -> None:
         body = reporting.result_body(scored, item.frame, self._source_name, self.settings)
-        if self.policy.should_send(self.settings, body["topTag"]):
+        if self.policy.should_send(self.settings, body.topTag):
             reporting.send_result(self.hub, body)
-            self.policy.sent(body["topTag"])
+            self.policy.sent(body.topTag)
             self.counters.sent += 1
 
     def _capture(self, item: Prepared, scored: Scored) -> None:
@@ -239,13 +243,13 @@ class CaptureModule:
             (
                 p
                 for p in scored.predictions
-                if p["probability"] >= settings.capture_threshold and settings.captures(p["tagName"])
+                if p.probability >= settings.capture_threshold and settings.captures(p.tagName)
             ),
             None,
         )
         if matched is None or self._store is None:
             return
-        key = matched["tagName"].lower()
+        key = matched.tagName.lower()
         last = self._cooldowns.get(key)
         now = item.frame.timestamp
         if last is not None and 0 <= now - last < settings.capture_cooldown:
@@ -265,7 +269,7 @@ class CaptureModule:
             finally:
                 self._writes.task_done()
 
-    def _write_capture(self, store: CaptureStore, item: Prepared, record: dict[str, Any], key: str) -> None:
+    def _write_capture(self, store: CaptureStore, item: Prepared, record: CaptureSidecar, key: str) -> None:
         try:
             capture = store.save(
                 item.original_jpeg(), record, captured_at=item.frame.captured_at, frame=item.frame.index, tag=key
@@ -276,11 +280,9 @@ class CaptureModule:
             return
         self.counters.captures += 1
         relative = capture.jpeg.relative_to(store.root).as_posix()
-        event = reporting.capture_event(record, relative, capture.sidecar.relative_to(store.root).as_posix())
+        event = CaptureEvent.of(record, relative, capture.sidecar.relative_to(store.root).as_posix())
         reporting.send_capture(self.hub, event)
-        self.view.add_capture(
-            f"/captures/{relative}", record["matchedTag"], record["matchedProbability"], record["capturedAt"]
-        )
+        self._list_capture(relative, record)
 
     def _sleep(self, seconds: float) -> None:
         """Wait, but wake up early for stop() or new settings."""
@@ -343,17 +345,18 @@ class CaptureModule:
             self._remember(store, capture.jpeg)
         return store
 
-    def _remember(self, store: CaptureStore, jpeg: Any) -> None:
-        import json
-
+    def _remember(self, store: CaptureStore, jpeg: Path) -> None:
         try:
-            record = json.loads(jpeg.with_suffix(".json").read_text("utf-8"))
-            relative = jpeg.relative_to(store.root).as_posix()
-            self.view.add_capture(
-                f"/captures/{relative}", record["matchedTag"], record["matchedProbability"], record["capturedAt"]
-            )
-        except (OSError, ValueError, KeyError):
-            pass  # a foreign or damaged sidecar: just not listed in the viewer
+            record = parse(CaptureSidecar, jpeg.with_suffix(".json").read_bytes())
+        except (OSError, ContractError) as exc:  # a foreign or damaged sidecar: just not listed in the viewer
+            self.counters.rejected += 1
+            log.warning("capture %s not listed: %s", jpeg.name, exc)
+            return
+        self._list_capture(jpeg.relative_to(store.root).as_posix(), record)
+
+    def _list_capture(self, relative: str, record: CaptureSidecar) -> None:
+        when = iso_time(record.capturedAt, "milliseconds")
+        self.view.add_capture(f"/captures/{relative}", record.matchedTag, record.matchedProbability, when)
 
     def _change_store(self, new: CaptureSettings, changed: set[str]) -> None:
         # Let the writer finish with the current store first: a second store scanning the same folder would

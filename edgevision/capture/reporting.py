@@ -1,21 +1,26 @@
 """What the camera tells IoT Edge: `output1` results (not every frame: SEND_MODE) and `captures` events.
 
-Message shapes are the contracts in docs/architecture.md.
+Message shapes are the models in `edgevision.contracts` (field tables in docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from edgevision.capture.scorer import Scored
 from edgevision.capture.settings import CaptureSettings, SendMode
 from edgevision.capture.sources import Frame
+from edgevision.contracts import (
+    CAPTURES_OUTPUT,
+    RESULTS_OUTPUT,
+    CameraResult,
+    CaptureEvent,
+    CaptureSidecar,
+    Prediction,
+    encode,
+)
 from edgevision.hub import Hub
-
-RESULTS_OUTPUT = "output1"
-CAPTURES_OUTPUT = "captures"
 
 
 class SendPolicy:
@@ -48,79 +53,56 @@ class SendPolicy:
         self._last_tag = top_tag
 
 
-def top_n(predictions: list[dict[str, Any]], n: int, keep: str | None = None) -> list[dict[str, Any]]:
+def top_n(predictions: list[Prediction], n: int, keep: str | None = None) -> list[Prediction]:
     """The first `n` predictions (0 = all), plus the one tagged `keep` if it fell outside them."""
     if not n or len(predictions) <= n:
         return list(predictions)
     kept = predictions[:n]
-    if keep and all(p["tagName"] != keep for p in kept):
-        kept += [p for p in predictions if p["tagName"] == keep][:1]
+    if keep and all(p.tagName != keep for p in kept):
+        kept += [p for p in predictions if p.tagName == keep][:1]
     return kept
 
 
-def result_body(scored: Scored, frame: Frame, source: str, settings: CaptureSettings) -> dict[str, Any]:
+def result_body(scored: Scored, frame: Frame, source: str, settings: CaptureSettings) -> CameraResult:
     """The `output1` body: the scorer's response (predictions cut to MESSAGE_TOP_N) plus what the frame was."""
-    top = scored.top or {"tagName": "", "probability": 0.0}
-    return {
-        **scored.response,
-        "predictions": top_n(scored.predictions, settings.message_top_n),
-        "topTag": top["tagName"],
-        "topProbability": float(top["probability"]),
-        "source": source,
-        "frame": frame.index,
-        "capturedAt": _iso(frame),
-        "modelId": scored.model_id,
-    }
+    top = scored.top or Prediction(tagName="", probability=0.0)
+    return CameraResult(
+        **{name: value for name, value in scored.response if name != "predictions"},
+        predictions=top_n(scored.predictions, settings.message_top_n),
+        topTag=top.tagName,
+        topProbability=top.probability,
+        source=source,
+        frame=frame.index,
+        capturedAt=frame.captured_at,
+        modelId=scored.model_id,
+    )
 
 
-def result_properties(body: dict[str, Any]) -> dict[str, str]:
-    """Custom properties routes can filter on without parsing the body."""
-    return {"topTag": body["topTag"], "topProbability": f"{body['topProbability']:.6f}"}
-
-
-def sidecar(scored: Scored, frame: Frame, source: str, matched: dict[str, Any], settings: CaptureSettings) -> dict:
+def sidecar(
+    scored: Scored, frame: Frame, source: str, matched: Prediction, settings: CaptureSettings
+) -> CaptureSidecar:
     """What is stored beside a captured JPEG."""
     top = scored.top or matched
     width, height = frame.size
-    return {
-        "capturedAt": _iso(frame),
-        "source": source,
-        "frame": frame.index,
-        "videoTime": round(frame.timestamp, 3),
-        "width": width,
-        "height": height,
-        "matchedTag": matched["tagName"],
-        "matchedProbability": float(matched["probability"]),
-        "topTag": top["tagName"],
-        "topProbability": float(top["probability"]),
-        "modelId": scored.model_id,
-        "predictions": top_n(scored.predictions, settings.message_top_n, keep=matched["tagName"]),
-    }
+    return CaptureSidecar(
+        capturedAt=frame.captured_at,
+        source=source,
+        frame=frame.index,
+        videoTime=round(frame.timestamp, 3),
+        width=width,
+        height=height,
+        matchedTag=matched.tagName,
+        matchedProbability=matched.probability,
+        topTag=top.tagName,
+        topProbability=top.probability,
+        modelId=scored.model_id,
+        predictions=top_n(scored.predictions, settings.message_top_n, keep=matched.tagName),
+    )
 
 
-def capture_event(record: dict[str, Any], file: str, sidecar_file: str) -> dict[str, Any]:
-    """The `captures` output message for one stored frame."""
-    return {
-        "event": "capture",
-        "file": file,
-        "sidecar": sidecar_file,
-        "topTag": record["topTag"],
-        "topProbability": record["topProbability"],
-        "matchedTag": record["matchedTag"],
-        "source": record["source"],
-        "frame": record["frame"],
-        "capturedAt": record["capturedAt"],
-        "modelId": record["modelId"],
-    }
+def send_result(hub: Hub, body: CameraResult) -> None:
+    hub.send(RESULTS_OUTPUT, encode(body), body.properties())
 
 
-def send_result(hub: Hub, body: dict[str, Any]) -> None:
-    hub.send(RESULTS_OUTPUT, body, result_properties(body))
-
-
-def send_capture(hub: Hub, event: dict[str, Any]) -> None:
-    hub.send(CAPTURES_OUTPUT, event, {"matchedTag": event["matchedTag"], "topTag": event["topTag"]})
-
-
-def _iso(frame: Frame) -> str:
-    return frame.captured_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def send_capture(hub: Hub, event: CaptureEvent) -> None:
+    hub.send(CAPTURES_OUTPUT, encode(event), event.properties())

@@ -1,43 +1,46 @@
 """The scorer as the camera sees it: one pooled HTTP session POSTing JPEG frames, answers checked.
 
 Whatever goes wrong (scorer down, slow, answering an error or something that is not a Custom Vision
-response) becomes a `ScorerError`; the frame loop counts it, backs off and carries on.
+response) becomes a `ScorerError`; the frame loop counts it, backs off and carries on. The answer is read as
+the `ImagePrediction` contract; one that does not match is a `rejected` ScorerError.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any
+from operator import attrgetter
 
 import requests
 from requests.adapters import HTTPAdapter
 
-NUMBERS = (int, float)
+from edgevision.contracts import ContractError, ErrorBody, ImagePrediction, Prediction, parse
+
 CONNECT_TIMEOUT = 3.05  # a scorer that does not accept the connection within this is down, whatever the read timeout
 
 
 class ScorerError(Exception):
-    """One frame was not scored. `transient` errors (unreachable, timeout, 5xx, garbage) may succeed on retry;
-    the others (4xx: the scorer rejected this request) would fail the same way again."""
+    """One frame was not scored. `transient` errors (unreachable, timeout, 5xx) may succeed on retry; the
+    others (4xx: the scorer rejected this request; an answer that is not an ImagePrediction) would fail the
+    same way again."""
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
+    def __init__(self, message: str, *, transient: bool = True, rejected: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.rejected = rejected  # answered, but not with an ImagePrediction
 
 
 @dataclass
 class Scored:
     """The scorer's answer for one frame; `predictions` sorted by probability, highest first."""
 
-    response: dict[str, Any]
-    predictions: list[dict[str, Any]]
+    response: ImagePrediction
+    predictions: list[Prediction]
     model_id: str
     seconds: float
 
     @property
-    def top(self) -> dict[str, Any] | None:
+    def top(self) -> Prediction | None:
         return self.predictions[0] if self.predictions else None
 
 
@@ -73,40 +76,29 @@ class ScorerClient:
         except requests.RequestException as exc:
             raise ScorerError(f"cannot reach {self.endpoint}: {_short(exc)}") from None
         seconds = time.perf_counter() - started
-        body = _json(response)
         if response.status_code >= 400:
-            detail = body.get("message") if isinstance(body, dict) else response.text[:200]
             raise ScorerError(
-                f"HTTP {response.status_code}: {detail or response.reason}", transient=response.status_code >= 500
+                f"HTTP {response.status_code}: {_error_detail(response)}", transient=response.status_code >= 500
             )
-        predictions = _predictions(body)
-        if predictions is None:
-            raise ScorerError(f"HTTP {response.status_code} but not a prediction response: {response.text[:120]!r}")
-        model_id = response.headers.get("X-Model-Id") or str(body.get("iteration") or body.get("project") or "")
-        return Scored(body, predictions, model_id, seconds)
+        try:
+            answer = parse(ImagePrediction, response.content)
+        except ContractError as exc:
+            # the same scorer would answer the same again: a reject, not worth retrying this frame
+            raise ScorerError(f"HTTP {response.status_code} but {exc}", transient=False, rejected=True) from None
+        # one C-level sort: a 1000-tag answer costs about 0.1 ms here
+        predictions = sorted(answer.predictions, key=attrgetter("probability"), reverse=True)
+        model_id = response.headers.get("X-Model-Id") or answer.iteration or answer.project
+        return Scored(answer, predictions, model_id, seconds)
 
     def close(self) -> None:
         self._session.close()
 
 
-def _json(response: requests.Response) -> Any:
+def _error_detail(response: requests.Response) -> str:
     try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _predictions(body: Any) -> list[dict[str, Any]] | None:
-    """The predictions sorted by probability, or None when `body` is not a Custom Vision response."""
-    if not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
-        return None
-    try:  # one C-level sort and one pass: a 1000-tag answer costs about 0.1 ms here
-        ranked = sorted(body["predictions"], key=itemgetter("probability"), reverse=True)
-        if not all(type(p["tagName"]) is str and type(p["probability"]) in NUMBERS for p in ranked):
-            return None
-    except (KeyError, TypeError):  # not a dict, no such key, or probabilities that do not compare
-        return None
-    return ranked
+        return parse(ErrorBody, response.content).message
+    except ContractError:
+        return response.text[:200] or response.reason
 
 
 def _short(exc: Exception) -> str:

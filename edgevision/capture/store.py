@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import json
 import logging
 import os
 import re
@@ -20,7 +19,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+
+from edgevision.contracts import CaptureSidecar, dumps
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,15 @@ class CaptureStore:
         with self._lock:
             return list(self._captures)
 
-    def save(self, jpeg: bytes, sidecar: dict[str, Any], *, captured_at: datetime, frame: int, tag: str) -> Capture:
+    def save(self, jpeg: bytes, sidecar: CaptureSidecar, *, captured_at: datetime, frame: int, tag: str) -> Capture:
         """Store one frame atomically (sidecar, then JPEG); returns it. Retention is up to `prune`."""
         when = captured_at.astimezone(timezone.utc)
         folder = self.root / when.strftime("%Y-%m-%d")
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{when.strftime(TIME_FORMAT)}_{frame:06d}_{_slug(tag)}"
         target = folder / f"{stem}.jpg"
-        record = {**sidecar, "file": target.name}
-        text = json.dumps(record, indent=1, ensure_ascii=False).encode("utf-8")
+        record = sidecar.model_copy(update={"file": target.name})
+        text = dumps(record, indent=1, ensure_ascii=False).encode("utf-8")
         _write_atomic(target.with_suffix(".json"), text)
         _write_atomic(target, jpeg)
         _fsync_dir(folder)

@@ -28,6 +28,7 @@ import numpy as np
 
 from edgevision.capture.frames import encode_jpeg
 from edgevision.capture.sources import Frame
+from edgevision.contracts import ErrorBody, encode
 from edgevision.errors import EdgeVisionError
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ def create_app(
 
     @app.errorhandler(404)
     def not_found(_: Exception) -> tuple[Response, int]:
-        return jsonify(code="NotFound", message="no such page"), 404
+        return jsonify(encode(ErrorBody(code="NotFound", message="no such page"))), 404
 
     return app
 

@@ -24,6 +24,7 @@ from edgevision.classifier.metrics import ServiceMetrics
 from edgevision.classifier.registry import ModelRegistry
 from edgevision.classifier.response import PredictionWriter
 from edgevision.classifier.settings import ClassifierSettings
+from edgevision.contracts import dumps
 from edgevision.models import ImageDecodeError, ImageModel, decode_image, load_model
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ def _register_hooks(app: Flask, service: ClassifierService) -> None:
         metrics.errors.labels(error.code).inc()
         if error.status >= 500:
             log.error("%s %s -> %s %s", request.method, request.path, error.status, error.message)
-        return Response(json.dumps(error.to_json()), status=error.status, mimetype="application/json")
+        return Response(dumps(error.body()), status=error.status, mimetype="application/json")
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:

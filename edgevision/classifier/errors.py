@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgevision.contracts import ErrorBody, encode
 from edgevision.errors import EdgeVisionError
 
 
@@ -14,8 +15,11 @@ class ApiError(EdgeVisionError):
         self.code = code
         self.message = message
 
+    def body(self) -> ErrorBody:
+        return ErrorBody(code=self.code, message=self.message)
+
     def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+        return encode(self.body())
 
 
 def bad_request(code: str, message: str) -> ApiError:

@@ -8,48 +8,17 @@ from flask import Flask
 
 from edgevision import __version__
 from edgevision.classifier.settings import ClassifierSettings
+from edgevision.contracts import openapi_schemas
 
 PARAM = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
 
-ERROR = {"$ref": "#/components/schemas/CustomVisionError"}
+ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 SCHEMAS = {
-    "ImagePrediction": {
-        "type": "object",
-        "required": ["id", "project", "iteration", "created", "predictions"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid", "description": "A new id for every prediction."},
-            "project": {"type": "string", "description": "Project id from the model's metadata, else empty."},
-            "iteration": {"type": "string", "description": "Iteration id from the model's metadata, else empty."},
-            "created": {"type": "string", "format": "date-time", "description": "UTC time of the prediction."},
-            "predictions": {
-                "type": "array",
-                "description": "Sorted by probability, highest first (MAX_PREDICTIONS caps the list).",
-                "items": {"$ref": "#/components/schemas/Prediction"},
-            },
-        },
-    },
-    "Prediction": {
-        "type": "object",
-        "required": ["tagName", "probability", "tagId", "boundingBox"],
-        "properties": {
-            "tagName": {"type": "string"},
-            "probability": {"type": "number", "minimum": 0, "maximum": 1},
-            "tagId": {"type": "string", "description": "Tag id when the model carries them, else empty."},
-            "boundingBox": {"type": "object", "nullable": True, "description": "Always null (classification)."},
-        },
-    },
+    **openapi_schemas(),  # ImagePrediction, Prediction, BoundingBox, ErrorBody: from edgevision.contracts
     "ImageUrl": {
         "type": "object",
         "required": ["url"],
         "properties": {"url": {"type": "string", "format": "uri", "description": "http:// or https:// only."}},
-    },
-    "CustomVisionError": {
-        "type": "object",
-        "required": ["code", "message"],
-        "properties": {
-            "code": {"type": "string", "example": "BadRequestImageFormat"},
-            "message": {"type": "string"},
-        },
     },
 }
 IMAGE_BODY = {
@@ -96,7 +65,7 @@ def openapi_spec(app: Flask, settings: ClassifierSettings) -> dict:
         paths[path] = {method.lower(): _operation(rule.endpoint, path, settings) for method in _methods(rule)}
     security = [{"PredictionKey": []}] if settings.prediction_key else []
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "edgevision ImageClassifierService",
             "version": __version__,

@@ -2,7 +2,7 @@
 image, and building it through dicts and `json.dumps` costs about as much as the inference itself.
 
 Each model's per-tag JSON fragments are escaped once; a response is then joins of cached strings and float
-reprs (exactly what `json.dumps` writes for the same values).
+reprs: byte for byte what `contracts.dumps(ImagePrediction(...))` writes for the same values (tested).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import datetime, timezone
 
 import numpy as np
 
+from edgevision.contracts import iso_time, now_utc
 from edgevision.models import ImageModel
 
 
@@ -37,7 +37,7 @@ class PredictionWriter:
                 "id": str(uuid.uuid4()),
                 "project": model.project_id,
                 "iteration": model.iteration_id,
-                "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                "created": iso_time(now_utc()),
             },
             separators=(",", ":"),
         )

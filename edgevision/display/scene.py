@@ -3,13 +3,13 @@ apply the threshold, brightness and rotation. Pure logic, no I/O, so every rule 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from edgevision.contracts import ContractError, DisplayInput, parse
 from edgevision.display.icons import IconSet, blank
 from edgevision.display.settings import DisplaySettings
 
@@ -45,27 +45,13 @@ class Scene:
 
 
 def parse_predictions(body: Any) -> list[Scored]:
-    """The `predictions` of a scoring result (the camera's output1 body); MalformedMessage if it is not one."""
-    if not isinstance(body, dict):
-        raise MalformedMessage(f"body is a JSON {type(body).__name__}, not an object")
-    predictions = body.get("predictions")
-    if not isinstance(predictions, list):
-        raise MalformedMessage("`predictions` is missing or not a list")
-    return [_scored(entry, i) for i, entry in enumerate(predictions)]
-
-
-def _scored(entry: Any, index: int) -> Scored:
-    if not isinstance(entry, dict):
-        raise MalformedMessage(f"predictions[{index}] is not an object")
-    tag, probability = entry.get("tagName"), entry.get("probability")
-    if not isinstance(tag, str):
-        raise MalformedMessage(f"predictions[{index}].tagName is not a string")
-    # bool is an int in Python, but `true` is no probability
-    if isinstance(probability, bool) or not isinstance(probability, (int, float)):
-        raise MalformedMessage(f"predictions[{index}].probability is not a number")
-    if not math.isfinite(probability) or not 0.0 <= probability <= 1.0:
-        raise MalformedMessage(f"predictions[{index}].probability {probability!r} is outside 0..1")
-    return Scored(tag, float(probability))
+    """The `predictions` of a scoring result (the camera's output1 body, read as the `DisplayInput` contract);
+    MalformedMessage if it is not one."""
+    try:
+        message = parse(DisplayInput, body)
+    except ContractError as exc:
+        raise MalformedMessage(str(exc)) from None
+    return [Scored(p.tagName, p.probability) for p in message.predictions]
 
 
 def top(predictions: Sequence[Scored]) -> Scored | None:

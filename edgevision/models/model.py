@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgevision import contracts
 from edgevision.errors import EdgeVisionError
 from edgevision.models.images import DEFAULT_MAX_PIXELS, decode_image
 
@@ -41,14 +42,12 @@ class Prediction:
     probability: float
     tag_id: str = ""
 
-    def to_json(self) -> dict:
+    def contract(self) -> contracts.Prediction:
         """The Custom Vision `predictions[]` entry."""
-        return {
-            "tagName": self.tag_name,
-            "probability": self.probability,
-            "tagId": self.tag_id,
-            "boundingBox": None,
-        }
+        return contracts.Prediction(tagName=self.tag_name, probability=self.probability, tagId=self.tag_id)
+
+    def to_json(self) -> dict:
+        return contracts.encode(self.contract())
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from edgevision.contracts import CAMERA_OUTPUTS, CameraResult, CaptureEvent, ContractError, parse
 from edgevision.runtime.broker import MQTT_TLS_PORT
 from edgevision.runtime.console import Console
 from edgevision.runtime.routes import UNDEFINED, Message, Route, Sink
@@ -56,12 +57,16 @@ def encode_properties(properties: dict[str, str]) -> str:
 
 
 class UpstreamLog:
-    """`$upstream`: one JSON line per message in `path`, and a one-line summary on the console."""
+    """`$upstream`: one JSON line per message in `path`, and a one-line summary on the console.
+
+    The camera's outputs are read as their contracts; one that does not match is still recorded (IoT Hub would
+    store it too) but marked `rejected` with the reason, counted in `rejected` and logged."""
 
     def __init__(self, path: Path, console: Console) -> None:
         self.path = path
         self.console = console
         self.counts: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
@@ -83,20 +88,30 @@ class UpstreamLog:
                 record["body"] = message.body.decode("utf-8")
             except UnicodeDecodeError:
                 record["bodyBase64"] = base64.b64encode(message.body).decode("ascii")
+        name = f"{message.module}/{message.output}"
+        try:
+            summary = _summary(message, body)
+        except ContractError as exc:
+            record["rejected"] = summary = f"rejected: {exc}"
+            log.warning("upstream: %s sent a message that is %s", name, exc)
         with self._lock:
             with open(self.path, "a", encoding="utf-8") as out:
                 out.write(json.dumps(record, default=str) + "\n")
-            self.counts[f"{message.module}/{message.output}"] += 1
-        self.console.line("upstream", f"{message.module}/{message.output}: {_summary(message, record.get('body'))}")
+            self.counts[name] += 1
+            self.rejected[name] += "rejected" in record
+        self.console.line("upstream", f"{name}: {summary}")
 
 
 def _summary(message: Message, body: Any) -> str:
+    """One line for the console; ContractError when a camera output does not match its contract."""
+    contract = CAMERA_OUTPUTS.get(message.output)
+    if contract is not None:
+        parsed = parse(contract, body if body is not UNDEFINED else message.body)
+        if isinstance(parsed, CaptureEvent):
+            return f"captured {parsed.matchedTag} -> {parsed.file}"
+        if isinstance(parsed, CameraResult):
+            return f"{parsed.topTag} {parsed.topProbability:.2f} (frame {parsed.frame})"
     if isinstance(body, dict):
-        if body.get("event") == "capture":
-            return f"captured {body.get('matchedTag') or body.get('topTag')} -> {body.get('file')}"
-        if "topTag" in body:
-            where = f" (frame {body['frame']})" if "frame" in body else ""
-            return f"{body['topTag']} {body.get('topProbability', 0):.2f}{where}"
         return json.dumps(body, default=str)[:120]
     if message.properties:
         return ", ".join(f"{k}={v}" for k, v in list(message.properties.items())[:4])

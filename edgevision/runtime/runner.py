@@ -421,8 +421,11 @@ class Runtime:
             return
         upstream = self.router.upstream
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(upstream.counts.items())) or "none"
+        rejected = sum(upstream.rejected.values())
         self.console.line(
-            "runtime", f"upstream messages: {sum(upstream.counts.values())} ({counts}) -> {upstream.path}"
+            "runtime",
+            f"upstream messages: {sum(upstream.counts.values())} ({counts}; {rejected} not matching their contract)"
+            f" -> {upstream.path}",
         )
         delivered = ", ".join(f"{k}: {v}" for k, v in sorted(self.router.delivered.items())) or "none"
         self.console.line("runtime", f"delivered: {delivered}; unrouted: {self.router.unrouted}")

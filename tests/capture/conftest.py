@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import requests
 
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.slideshow import Slideshow, make_slideshow
+from edgevision.contracts import CaptureSidecar, Prediction
 from edgevision.demo import DEMO_PHOTOS
 from edgevision.hub import EDGE_VARIABLES, Hub
 from tests.conftest import ScoringService
@@ -31,6 +34,27 @@ ZEBRAS_2 = DEMO_PHOTOS / "wildlife-wildbook" / "2014_000007.jpg"  # zebra
 SLIDES = (DOG, ZEBRAS_1, HORSES, ELEPHANTS, ZEBRAS_2, PERSON)
 FPS = 5.0
 FRAMES_EACH = 3
+
+
+def sample_sidecar(tag: str = "zebra", frame: int = 0, **fields: Any) -> CaptureSidecar:
+    """A valid sidecar for store tests (what the camera writes for a frame it keeps)."""
+    from datetime import datetime, timezone
+
+    values: dict[str, Any] = {
+        "capturedAt": datetime.now(timezone.utc),
+        "source": "test",
+        "frame": frame,
+        "videoTime": 0.0,
+        "width": 640,
+        "height": 480,
+        "matchedTag": tag,
+        "matchedProbability": 0.9,
+        "topTag": tag,
+        "topProbability": 0.9,
+        "modelId": "test@0",
+        "predictions": [Prediction(tagName=tag, probability=0.9)],
+    }
+    return CaptureSidecar(**{**values, **fields})
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +185,47 @@ def run_in_thread(target: Callable[[], Any]) -> threading.Thread:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread
+
+
+ANSWER = (
+    b'{"id": "i", "project": "", "iteration": "", "created": "2026-12-02T10:00:00.000000Z",'
+    b' "predictions": [{"tagName": "x", "probability": 0.25, "tagId": "", "boundingBox": null}]}'
+)
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    """A scorer gone wrong, chosen by path."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        status, body, kind = {
+            "/html": (200, b"<html>proxy login</html>", "text/html"),
+            "/crash": (500, b'{"code": "Internal", "message": "model exploded"}', "application/json"),
+            "/reject": (400, b'{"code": "BadRequest", "message": "not an image"}', "application/json"),
+            "/shape": (200, b'{"predictions": [{"tag": "x"}]}', "application/json"),
+            "/over-one": (200, ANSWER.replace(b"0.25", b"1.25"), "application/json"),
+        }.get(self.path, (404, b"", "text/plain"))
+        if self.path == "/slow":
+            time.sleep(1.5)
+            status, body, kind = 200, b'{"predictions": []}', "application/json"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # /slow: the client gave up, as it should
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def bad_scorer() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -19,7 +19,8 @@ from edgevision.capture.module import CaptureModule
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.slideshow import Slideshow
 from edgevision.capture.store import CaptureStore
-from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1, ZEBRAS_2, RecordingHub, settings_for
+from edgevision.contracts import CAMERA_OUTPUTS, CaptureSidecar, encode, parse
+from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1, ZEBRAS_2, RecordingHub, sample_sidecar, settings_for
 from tests.conftest import ScoringService
 
 CONTRACT_KEYS = {"id", "project", "iteration", "created", "predictions"}
@@ -159,7 +160,8 @@ def test_retention_keeps_the_newest_captures_within_the_limits(
     scoring_service: ScoringService, slideshow: Slideshow, tmp_path: Path
 ) -> None:
     old = datetime.now(timezone.utc) - timedelta(days=45)
-    expired = CaptureStore(tmp_path).save(DOG.read_bytes(), {}, captured_at=old, frame=0, tag="malamute")
+    store = CaptureStore(tmp_path)
+    expired = store.save(DOG.read_bytes(), sample_sidecar("malamute"), captured_at=old, frame=0, tag="malamute")
     limit_mb = 0.25
     run = run_module(
         settings_for(
@@ -222,6 +224,35 @@ def test_a_scorer_answering_errors_is_counted_and_the_file_is_still_finished(
     assert counters.errors == slideshow.frame_count and counters.scored == 0
     assert "HTTP 404" in run.module.last_error
     assert not run.hub.bodies("output1")
+
+
+def test_answers_not_matching_the_contract_are_counted_rejects_and_damaged_sidecars_too(
+    bad_scorer: str, slideshow: Slideshow, tmp_path: Path
+) -> None:
+    store = CaptureStore(tmp_path / "captures")
+    when = datetime.now(timezone.utc)
+    kept = store.save(DOG.read_bytes(), sample_sidecar("zebra"), captured_at=when, frame=1, tag="zebra")
+    kept.sidecar.write_text('{"matchedTag": "zebra", "matchedProbability": "high"}')  # damaged by hand
+    settings = settings_for(bad_scorer, slideshow, max_backoff=0.05, capture_tags="zebra", capture_dir=store.root)
+    run = run_module(settings.updated({"IMAGE_PROCESSING_ENDPOINT": f"{bad_scorer}/over-one"}))
+    counters = run.module.counters
+    assert counters.frames == slideshow.frame_count  # every frame tried once, none crashed the loop
+    assert counters.scored == 0 and counters.errors == slideshow.frame_count
+    assert counters.rejected == slideshow.frame_count + 1  # the answers, and the damaged sidecar at start
+    assert "predictions.0.probability" in run.module.last_error
+    assert not run.hub.bodies("output1") and not run.hub.bodies("captures")
+    assert run.module.status()["stats"]["rejected"] == counters.rejected
+
+
+def test_every_message_round_trips_through_its_contract(every_run: Run) -> None:
+    """What the camera sends and stores is exactly what the contract models write (nothing extra, nothing lost)."""
+    for output, model in CAMERA_OUTPUTS.items():
+        bodies = every_run.hub.bodies(output)
+        assert bodies, output
+        for body in bodies:
+            assert encode(parse(model, body)) == body
+    for record in every_run.stored().values():
+        assert encode(parse(CaptureSidecar, record)) == record
 
 
 def test_a_twin_naming_a_missing_video_keeps_the_manifest_source(

@@ -6,6 +6,7 @@ import pytest
 
 from edgevision.capture.reporting import SendPolicy, top_n
 from edgevision.capture.settings import CaptureSettings
+from edgevision.contracts import Prediction
 
 
 class Clock:
@@ -70,5 +71,5 @@ def test_interval_mode_sends_on_a_schedule_whatever_the_tags() -> None:
     ("n", "keep", "expected"), [(2, None, ["a", "b"]), (2, "d", ["a", "b", "d"]), (0, None, list("abcd"))]
 )
 def test_top_n_keeps_the_matched_tag(n: int, keep: str | None, expected: list[str]) -> None:
-    predictions = [{"tagName": t, "probability": p} for t, p in zip("abcd", (0.5, 0.3, 0.15, 0.05), strict=True)]
-    assert [p["tagName"] for p in top_n(predictions, n, keep)] == expected
+    predictions = [Prediction(tagName=t, probability=p) for t, p in zip("abcd", (0.5, 0.3, 0.15, 0.05), strict=True)]
+    assert [p.tagName for p in top_n(predictions, n, keep)] == expected

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from edgevision.capture.store import CaptureStore
-from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1
+from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1, sample_sidecar
 from tests.conftest import wait_until
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -26,7 +26,7 @@ def photo_jpeg(path: Path) -> bytes:
 
 
 def save(store: CaptureStore, jpeg: bytes, when: datetime, frame: int, tag: str = "zebra"):
-    return store.save(jpeg, {"matchedTag": tag}, captured_at=when, frame=frame, tag=tag)
+    return store.save(jpeg, sample_sidecar(tag, frame), captured_at=when, frame=frame, tag=tag)
 
 
 def assert_invariant(root: Path) -> list[Path]:
@@ -91,12 +91,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from edgevision.capture.store import CaptureStore
+from tests.capture.conftest import sample_sidecar
 store = CaptureStore(Path(sys.argv[1]))
 jpeg = Path(sys.argv[2]).read_bytes()
 payload = jpeg[:-2] + b"\\0" * 8_000_000 + jpeg[-2:]  # a large JPEG: writes take long enough to be hit
 frame = 0
 while True:
-    store.save(payload, {"frame": frame}, captured_at=datetime.now(timezone.utc), frame=frame, tag="malamute")
+    now = datetime.now(timezone.utc)
+    store.save(payload, sample_sidecar("malamute", frame), captured_at=now, frame=frame, tag="malamute")
     frame += 1
 """
 

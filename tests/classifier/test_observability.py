@@ -67,3 +67,23 @@ def test_openapi_is_valid_openapi_3(service, http: requests.Session) -> None:
     refs = re.findall(r'"\$ref": "#/components/schemas/(\w+)"', requests.compat.json.dumps(spec))
     assert refs and set(refs) <= set(spec["components"]["schemas"])
     jsonschema.Draft7Validator.check_schema(spec["components"]["schemas"]["ImagePrediction"])
+
+
+def test_openapi_components_are_the_contracts_and_real_answers_match_them(service, http: requests.Session) -> None:
+    jsonschema = __import__("pytest").importorskip("jsonschema")
+    from edgevision.contracts import openapi_schemas
+
+    spec = http.get(f"{service.url}/openapi.json").json()
+    assert {k: v for k, v in spec["components"]["schemas"].items() if k != "ImageUrl"} == openapi_schemas()
+
+    def validator(name: str):
+        root = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+        return jsonschema.Draft202012Validator(root)
+
+    photo = imagegen.encode(imagegen.photo(), "JPEG")
+    answer = http.post(f"{service.url}/image", data=photo, timeout=30).json()
+    validator("ImagePrediction").validate(answer)
+    error = http.post(f"{service.url}/image", data=b"not an image", timeout=30)
+    assert error.status_code == 400
+    validator("ErrorBody").validate(error.json())
+    assert not validator("ImagePrediction").is_valid({**answer, "predictions": [{"tagName": "x", "probability": 2}]})

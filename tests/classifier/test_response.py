@@ -1,4 +1,4 @@
-"""The fast JSON writer writes exactly what json.dumps would, in the core's ranking order."""
+"""The fast JSON writer writes byte for byte what the `ImagePrediction` contract writes, in the core's ranking order."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgevision.classifier.response import PredictionWriter
+from edgevision.contracts import ImagePrediction, dumps, parse
 from edgevision.models import load_model
 from tests.conftest import shared_path
 
@@ -20,12 +21,18 @@ def test_writer_matches_the_core_and_json_dumps(source: str) -> None:
     probabilities = rng.random(len(model.labels)).astype(np.float32)
     probabilities[: len(probabilities) // 2] = probabilities[-1]  # ties keep label order
     writer = PredictionWriter()
-    text = writer.body(model, probabilities)
-    body = json.loads(text)
-    expected = [p.to_json() for p in model.predictions(probabilities)]
-    assert body["predictions"] == expected
-    assert text.endswith(json.dumps({"predictions": expected}, separators=(",", ":"))[1:])
-    assert json.loads(writer.body(model, probabilities, limit=2))["predictions"] == expected[:2]
+    for limit in (0, 2):
+        text = writer.body(model, probabilities, limit)
+        body = json.loads(text)
+        ranked = model.predictions(probabilities)[: limit or None]
+        contract = ImagePrediction(
+            id=body["id"],
+            project=model.project_id,
+            iteration=model.iteration_id,
+            created=parse(ImagePrediction, text).created,
+            predictions=[p.contract() for p in ranked],
+        )
+        assert text == dumps(contract)  # byte for byte: field order, float reprs, escaping, time format
 
 
 def test_writer_escapes_tag_names(tmp_path) -> None:
@@ -35,5 +42,6 @@ def test_writer_escapes_tag_names(tmp_path) -> None:
     (tmp_path / "model.onnx").symlink_to(DEFAULT_MODEL_DIR / "model.onnx")
     (tmp_path / "labels.txt").write_text("\n".join(label.strip() for label in labels) + "\n", encoding="utf-8")
     model = load_model(tmp_path)
-    body = json.loads(PredictionWriter().body(model, np.linspace(0, 1, 1000, dtype=np.float32)))
-    assert body["predictions"][0]["tagName"] == 'tag "999" \\ ü'
+    text = PredictionWriter().body(model, np.linspace(0, 1, 1000, dtype=np.float32))
+    assert json.loads(text)["predictions"][0]["tagName"] == 'tag "999" \\ ü'
+    assert text == dumps(parse(ImagePrediction, text))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from edgevision.contracts import CAMERA_OUTPUTS, CaptureSidecar, encode, parse
 from tests.conftest import wait_until
 from tests.runtime.conftest import read_jsonl
 
@@ -42,6 +43,14 @@ def test_demo_runs_the_three_modules_and_ends_by_itself(mosquitto, tmp_path: Pat
     assert results and all(r["body"]["topProbability"] >= 0.5 for r in results)
     assert {r["body"]["topTag"] for r in results} >= CAPTURE_TAGS
     assert len(events) == len(sidecars) and all(e["body"]["event"] == "capture" for e in events)
+
+    # Every message the modules produced, as it crossed MQTT, and every sidecar, is exactly its contract.
+    assert not [r for r in upstream if "rejected" in r]
+    for record in upstream:
+        model = CAMERA_OUTPUTS[record["output"]]
+        assert encode(parse(model, record["body"])) == record["body"]
+    for sidecar in sidecars:
+        assert encode(parse(CaptureSidecar, sidecar)) == sidecar
 
     # The display received the camera's messages through its route and rendered the LEDs.
     assert (out / "display" / "current.png").is_file()
