@@ -290,7 +290,7 @@ def _require_key(app: Flask, auth: ViewerAuth) -> None:
         if request.path == "/" and KEY_HEADER not in request.headers:
             return login_page(wrong=False)
         reason = "wrong" if KEY_HEADER in request.headers else f"missing: log in at /login or send {KEY_HEADER}"
-        return jsonify(code="Unauthorized", message=f"the viewer key is {reason}"), 401
+        return jsonify(encode(ErrorBody(code="Unauthorized", message=f"the viewer key is {reason}"))), 401
 
     @app.get("/login")
     def login_form() -> Response:

@@ -10,12 +10,13 @@ before reading, with the same JSON body, and closes the connection.
 from __future__ import annotations
 
 import io
-import json
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import FixedStreamReceiver
 from waitress.task import ErrorTask
+
+from edgevision.contracts import ErrorBody, dumps
 
 MB = 1024 * 1024
 DISCARD_CAP = 64 * MB
@@ -56,7 +57,7 @@ class _JsonErrorTask(ErrorTask):
         error = self.request.error
         code = "BadRequestImageSizeBytes" if error.code == 413 else error.reason.replace(" ", "")
         message = f"the request body is larger than {DISCARD_CAP:,} bytes" if error.code == 413 else error.body
-        body = json.dumps({"code": code, "message": message}).encode()
+        body = dumps(ErrorBody(code=code, message=message)).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()

@@ -44,6 +44,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from edgevision.contracts import ErrorBody, encode
     from edgevision.models import ImageDecodeError, load_model
 
     model = load_model(args.model)
@@ -54,11 +55,12 @@ def run_predict(args: argparse.Namespace) -> int:
             predictions = model.predict(path.read_bytes())
         except OSError as exc:
             failed += 1
-            results.append({"image": name, "error": {"code": "FileNotReadable", "message": exc.strerror or str(exc)}})
+            error = ErrorBody(code="FileNotReadable", message=exc.strerror or str(exc))
+            results.append({"image": name, "error": encode(error)})
             continue
         except ImageDecodeError as exc:
             failed += 1
-            results.append({"image": name, "error": {"code": exc.code, "message": exc.message}})
+            results.append({"image": name, "error": encode(ErrorBody(code=exc.code, message=exc.message))})
             continue
         if args.top > 0:
             predictions = predictions[: args.top]
