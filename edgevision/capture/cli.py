@@ -51,7 +51,7 @@ def run_capture(args: argparse.Namespace) -> int:
 
 
 def run_slideshow(args: argparse.Namespace) -> int:
-    from edgevision.capture.slideshow import SlideshowError, make_slideshow
+    from edgevision.demo.slideshow import SlideshowError, make_slideshow
 
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))

@@ -6,6 +6,7 @@ Everything is checked before anything starts; each problem names the file, the l
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -69,24 +70,17 @@ class Deployment:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """A `.env` file as iotedgedev reads it: `KEY=VALUE` lines, `#` comments, optional quotes and `export`."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].strip()
-        key, sep, value = line.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
-            raise ManifestError([f"{path}:{number}: expected KEY=VALUE"])
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
-    return values
+    """A `.env` file read with python-dotenv, as iotedgedev reads it (`KEY=VALUE`, quotes, `export`, `#` comments,
+    `${VAR}` expansion); a line it cannot parse is an error naming the line, not silently skipped."""
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    text = path.read_text(encoding="utf-8")
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
+    if bad:
+        raise ManifestError([f"{path}:{line}: expected KEY=VALUE" for line in bad])
+    values = dotenv_values(stream=io.StringIO(text))
+    return {key: value for key, value in values.items() if value is not None}  # a bare `KEY` sets nothing
 
 
 def template_variables(
@@ -328,10 +322,15 @@ class _Checker:
             if not isinstance(text, str):
                 self.problem(where, f'route {name}: expected a string or {{"route": ...}}')
                 continue
+            priority, time_to_live = spec.get("priority", 0), spec.get("timeToLiveSecs")
+            if not _is_int(priority) or not 0 <= priority <= 9:
+                self.problem([*where, '"priority"'], f"route {name}: priority must be an integer 0-9, not {priority!r}")
+                continue
+            if time_to_live is not None and (not _is_int(time_to_live) or time_to_live < 0):
+                self.problem([*where, '"timeToLiveSecs"'], f"route {name}: timeToLiveSecs must be a whole number >= 0")
+                continue
             try:
-                route = parse_route(
-                    name, text, priority=int(spec.get("priority", 0)), time_to_live=spec.get("timeToLiveSecs")
-                )
+                route = parse_route(name, text, priority=priority, time_to_live=time_to_live)
             except RouteError as exc:
                 self.problem([*where, text], f"route {name}: {exc}", len(json.dumps(text[: exc.position - 1])) - 2)
                 continue
@@ -382,3 +381,7 @@ def _locate(
     if column_offset is not None:
         index += 1 + column_offset  # inside the string literal: skip its opening quote
     return _position(text, index)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON `true` is no priority

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from edgevision.capture.settings import CaptureSettings
-from edgevision.capture.slideshow import Slideshow, make_slideshow
+from edgevision.demo.slideshow import Slideshow, make_slideshow
 from edgevision.contracts import CaptureSidecar, Prediction
 from edgevision.demo import DEMO_PHOTOS
 from edgevision.hub import EDGE_VARIABLES, Hub

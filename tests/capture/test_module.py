@@ -17,7 +17,7 @@ from PIL import Image
 
 from edgevision.capture.module import CaptureModule
 from edgevision.capture.settings import CaptureSettings
-from edgevision.capture.slideshow import Slideshow
+from edgevision.demo.slideshow import Slideshow
 from edgevision.capture.store import CaptureStore
 from edgevision.contracts import CAMERA_OUTPUTS, CaptureSidecar, encode, parse
 from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1, ZEBRAS_2, RecordingHub, sample_sidecar, settings_for

@@ -15,7 +15,7 @@ import pytest
 
 from edgevision.capture.frames import prepare, target_size
 from edgevision.capture.settings import CaptureSettings
-from edgevision.capture.slideshow import Slideshow, letterbox, make_slideshow
+from edgevision.demo.slideshow import Slideshow, letterbox, make_slideshow
 from edgevision.capture.sources import (
     FileSource,
     SourceError,

@@ -15,7 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
-from edgevision.capture.slideshow import Slideshow
+from edgevision.demo.slideshow import Slideshow
 from tests.capture.conftest import ModuleProcess, status
 from tests.conftest import ScoringService, free_port, wait_until
 

@@ -58,6 +58,7 @@ TEMPLATE = """{
 """  # noqa: E501
 STARTUP2 = '"startupOrder": 2'
 TO_DISPLAY = '"toDisplay"'
+PRIORITY = '"priority"'
 FRAME_RATE = '"FRAME_RATE"'
 VARIABLES = {"MODEL_DIR": "", "VIDEO": "/videos/clip.avi", "MIN": "0.5", "TAGS": "zebra"}
 
@@ -110,6 +111,47 @@ def test_env_file_beside_the_manifest_and_environment_override(tmp_path: Path) -
     assert deployment.modules["camera-capture"].env["VIDEO_PATH"] == "/from/dotenv.avi"
     assert deployment.desired["camera-capture"] == {"CAPTURE_TAGS": "deer"}
     assert {r.name: r for r in deployment.routes}["toUpstream"].text.endswith(">= 0.9 INTO $upstream")
+
+
+def test_env_file_is_read_as_python_dotenv_reads_it(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text('VIDEO="/a b.avi" # where the clip is\nMIN=\'0.5\'  # quoted\nTAGS=${MIN}-x\nBARE\nMODEL_DIR=\n')
+    assert manifest.read_env_file(env) == {"VIDEO": "/a b.avi", "MIN": "0.5", "TAGS": "0.5-x", "MODEL_DIR": ""}
+
+
+def test_env_file_line_python_dotenv_cannot_parse_is_named(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text('VIDEO=v.avi\nnot a "setting\nMIN=1\n')
+    with pytest.raises(ManifestError) as caught:
+        manifest.read_env_file(env)
+    assert caught.value.problems == [f"{env}:2: expected KEY=VALUE"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ('"high"', "priority must be an integer 0-9, not 'high'"),
+        ("2.5", "priority must be an integer 0-9, not 2.5"),
+        ("true", "priority must be an integer 0-9, not True"),
+        ("10", "priority must be an integer 0-9, not 10"),
+    ],
+)
+def test_a_route_priority_that_is_not_an_integer_is_one_problem(value: str, reason: str) -> None:
+    bad = TEMPLATE.replace('"priority": 2', f'"priority": {value}')
+    line = line_of(bad, PRIORITY)
+    assert problems(bad) == [f"m.json:{line}: route toUpstream: {reason}"]
+
+
+def test_cli_names_a_bad_route_priority_on_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, TEMPLATE.replace('"priority": 2', '"priority": "high"'))
+    result = subprocess.run(
+        [sys.executable, "-m", "edgevision", "run", str(path), "--check", "--set", "VIDEO=v.avi",
+         "--set", "MIN=0.5", "--set", "TAGS=zebra", "--set", "MODEL_DIR="],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "route toUpstream: priority must be an integer 0-9, not 'high'" in result.stderr
 
 
 def test_expanded_manifest_with_string_create_options_and_az_content_wrapper() -> None:

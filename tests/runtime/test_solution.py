@@ -64,7 +64,7 @@ def test_demo_runs_the_three_modules_and_ends_by_itself(mosquitto, tmp_path: Pat
 
 
 def test_real_modules_apply_desired_changes_without_restart(live_run, tmp_path: Path, demo_photos) -> None:
-    from edgevision.capture.slideshow import make_slideshow
+    from edgevision.demo.slideshow import make_slideshow
     from edgevision.runtime.demo import DEMO_MANIFEST
 
     photos = {p.name: p for p in demo_photos}

@@ -32,7 +32,7 @@ FPS = 2.0
 def demo_clip(out: Path) -> Path:
     """Write (once) the demo clip under `out/media` and return its path."""
     try:
-        from edgevision.capture.slideshow import make_slideshow
+        from edgevision.demo.slideshow import make_slideshow
     except ImportError as exc:
         raise EdgeVisionError(
             f"the demo needs the camera module's packages ({exc.name}): run scripts/setup.sh demo"
