@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from edgevision.capture.frames import prepare  # noqa: E402
 from edgevision.capture.settings import CaptureSettings  # noqa: E402
-from edgevision.demo.slideshow import make_slideshow  # noqa: E402
 from edgevision.capture.sources import FileSource  # noqa: E402
 from edgevision.demo import demo_photos  # noqa: E402
+from edgevision.demo.slideshow import make_slideshow  # noqa: E402
 
 LOOP_MS = re.compile(r"frame \d+: .* loop ([\d.]+) ms")
 FINISHED = re.compile(r"capture finished: (\d+) frames, (\d+) scored, (\d+) errors, \d+ captures in ([\d.]+) s")

@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from edgevision.capture.settings import CaptureSettings
-from edgevision.demo.slideshow import Slideshow, make_slideshow
 from edgevision.contracts import CaptureSidecar, Prediction
 from edgevision.demo import DEMO_PHOTOS
+from edgevision.demo.slideshow import Slideshow, make_slideshow
 from edgevision.hub import EDGE_VARIABLES, Hub
 from tests.conftest import ScoringService
 

@@ -17,9 +17,9 @@ from PIL import Image
 
 from edgevision.capture.module import CaptureModule
 from edgevision.capture.settings import CaptureSettings
-from edgevision.demo.slideshow import Slideshow
 from edgevision.capture.store import CaptureStore
 from edgevision.contracts import CAMERA_OUTPUTS, CaptureSidecar, encode, parse
+from edgevision.demo.slideshow import Slideshow
 from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1, ZEBRAS_2, RecordingHub, sample_sidecar, settings_for
 from tests.conftest import ScoringService
 

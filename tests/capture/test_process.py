@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from edgevision.demo.slideshow import Slideshow
 from edgevision.capture.store import CaptureStore
+from edgevision.demo.slideshow import Slideshow
 from tests.capture.conftest import ZEBRAS_1, ZEBRAS_2, ModuleProcess, status
 from tests.conftest import ScoringService, free_port, shared_path, wait_until
 

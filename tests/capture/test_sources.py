@@ -15,7 +15,6 @@ import pytest
 
 from edgevision.capture.frames import prepare, target_size
 from edgevision.capture.settings import CaptureSettings
-from edgevision.demo.slideshow import Slideshow, letterbox, make_slideshow
 from edgevision.capture.sources import (
     FileSource,
     SourceError,
@@ -24,6 +23,7 @@ from edgevision.capture.sources import (
     open_source,
     source_kind,
 )
+from edgevision.demo.slideshow import Slideshow, letterbox, make_slideshow
 from tests.capture.conftest import DOG, ZEBRAS_1
 from tests.conftest import free_port, shared_path, wait_until
 

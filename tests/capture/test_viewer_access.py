@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from edgevision.demo.slideshow import Slideshow
 from edgevision.capture.viewer import KEY_HEADER, SESSION_COOKIE
+from edgevision.demo.slideshow import Slideshow
 from tests.capture.conftest import ModuleProcess
 from tests.conftest import free_port, wait_until
 

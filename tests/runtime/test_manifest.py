@@ -115,7 +115,7 @@ def test_env_file_beside_the_manifest_and_environment_override(tmp_path: Path) -
 
 def test_env_file_is_read_as_python_dotenv_reads_it(tmp_path: Path) -> None:
     env = tmp_path / ".env"
-    env.write_text('VIDEO="/a b.avi" # where the clip is\nMIN=\'0.5\'  # quoted\nTAGS=${MIN}-x\nBARE\nMODEL_DIR=\n')
+    env.write_text("VIDEO=\"/a b.avi\" # where the clip is\nMIN='0.5'  # quoted\nTAGS=${MIN}-x\nBARE\nMODEL_DIR=\n")
     assert manifest.read_env_file(env) == {"VIDEO": "/a b.avi", "MIN": "0.5", "TAGS": "0.5-x", "MODEL_DIR": ""}
 
 
