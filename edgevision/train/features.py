@@ -64,13 +64,6 @@ RESIZE_MODES: dict[str, dict[str, str]] = {
 }
 
 
-def backbone_metadata() -> dict[str, str]:
-    import onnx
-
-    model = onnx.load(str(BACKBONE_FILE), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
-
-
 def preprocess_metadata(resize: str, base: dict[str, str]) -> dict[str, str]:
     """The backbone's pre-processing metadata with the resize/crop mode `resize` applied."""
     meta = {k: v for k, v in base.items() if k.startswith(("CustomVision.Preprocess.", "Image."))}
@@ -129,16 +122,40 @@ class FeatureCache:
         os.replace(tmp, path)
 
 
+def fill_from_cache(
+    cache: FeatureCache | None, images: Sequence[ImageRef], views: Sequence[str], out: np.ndarray
+) -> dict[int, list[int]]:
+    """Copy cached vectors into `out` [image, view]; returns image index -> view indexes still to compute, in
+    image order. One pass: linear in images x views (a training set has tens of thousands of images)."""
+    missing: dict[int, list[int]] = {}
+    for i, ref in enumerate(images):
+        for j, view in enumerate(views):
+            cached = cache.get(ref.sha256, view) if cache else None
+            if cached is None:
+                missing.setdefault(i, []).append(j)
+            else:
+                out[i, j] = cached
+    return missing
+
+
 class FeatureExtractor:
     """Pooled backbone features of images under one pre-processing mode, with an optional disk cache."""
 
     def __init__(self, resize: str = "stretch", cache_dir: Path | None = None, threads: int = 0) -> None:
         self.resize = resize
-        self.metadata = preprocess_metadata(resize, backbone_metadata())
-        self.preprocess = Preprocessing.from_metadata(self.metadata, 224, 224)
         self._session = open_session(BACKBONE_FILE, threads)
+        # the open session already parsed the file: its metadata costs nothing more (no second load via onnx)
+        self.backbone_metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.metadata = preprocess_metadata(resize, self.backbone_metadata)
+        self.preprocess = Preprocessing.from_metadata(self.metadata, 224, 224)
         digest = hashlib.sha256(BACKBONE_FILE.read_bytes()).hexdigest()[:12]
         self.cache = FeatureCache(cache_dir, f"mobilenetv2-{digest}-{resize}") if cache_dir else None
+
+    @property
+    def backbone_source(self) -> str:
+        """The backbone file and where it came from (its `EdgeVision.Source` metadata), for the model's own."""
+        source = self.backbone_metadata.get("EdgeVision.Source", "")
+        return f"{BACKBONE_FILE.name} ({source})" if source else BACKBONE_FILE.name
 
     def cached(self, sha256: str, views: Sequence[str]) -> bool:
         return self.cache is not None and all(self.cache.has(sha256, view) for view in views)
@@ -157,18 +174,9 @@ class FeatureExtractor:
     ) -> np.ndarray:
         """Features [len(images), len(views), 1280]; `progress(n)` after every n images done."""
         out = np.zeros((len(images), len(views), FEATURE_SIZE), np.float32)
-        pending: list[tuple[int, int]] = []  # (image index, view index) still to compute
-        for i, ref in enumerate(images):
-            for j, view in enumerate(views):
-                cached = self.cache.get(ref.sha256, view) if self.cache else None
-                if cached is None:
-                    pending.append((i, j))
-                else:
-                    out[i, j] = cached
-        todo = sorted({i for i, _ in pending})
+        missing = fill_from_cache(self.cache, images, views, out)
         if progress:
-            progress(len(images) - len(todo))
-        missing = {i: [j for k, j in pending if k == i] for i in todo}
+            progress(len(images) - len(missing))
         tensors: list[np.ndarray] = []
         slots: list[tuple[int, int]] = []
 
@@ -183,7 +191,7 @@ class FeatureExtractor:
             tensors.clear()
             slots.clear()
 
-        for i in todo:
+        for i in missing:
             chw = self.preprocess(decode_image(images[i].path.read_bytes()))
             for j in missing[i]:
                 tensors.append(apply_view(chw, views[j]))

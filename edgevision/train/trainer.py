@@ -21,7 +21,7 @@ from edgevision import __version__
 from edgevision.train.dataset import Dataset, load_dataset
 from edgevision.train.errors import DatasetError, ExportError
 from edgevision.train.export import write_model_dir
-from edgevision.train.features import AUGMENTATIONS, BACKBONE_FILE, FeatureExtractor, backbone_metadata
+from edgevision.train.features import AUGMENTATIONS, FeatureExtractor
 from edgevision.train.head import LinearHead, fit_head
 from edgevision.train.metrics import evaluate, predicted_tags
 from edgevision.train.project import ITERATION_FILE, Iteration, Project, now, write_json
@@ -210,7 +210,7 @@ def _write_iteration(
             **extractor.metadata,
             "EdgeVision.ModelName": model_name,
             "EdgeVision.TagIds": json.dumps(tag_ids),
-            "EdgeVision.Source": f"edgevision-train {__version__}; backbone {_backbone_source()}",
+            "EdgeVision.Source": f"edgevision-train {__version__}; backbone {extractor.backbone_source}",
         }
         manifest = write_model_dir(
             staging / "model",
@@ -259,11 +259,6 @@ def _write_iteration(
         write_json(staging / ITERATION_FILE, info)
         write_report(staging / "report.html", project, info, metrics, dataset)
         return project.commit_iteration(number, staging)
-
-
-def _backbone_source() -> str:
-    source = backbone_metadata().get("EdgeVision.Source", "")
-    return f"{BACKBONE_FILE.name} ({source})" if source else BACKBONE_FILE.name
 
 
 def _verify_export(model_dir: Path, dataset: Dataset, head: LinearHead, features: np.ndarray) -> None:
