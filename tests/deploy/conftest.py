@@ -134,9 +134,9 @@ def module_code(folder: str) -> ModuleCode:
 
 
 def string_constants(package: str) -> dict[str, str]:
-    """Module-level NAME = "text" assignments across a package."""
+    """Module-level NAME = "text" assignments across a package and the contracts it imports them from."""
     names = {}
-    for path in package_files(package):
+    for path in [ROOT / "edgevision" / "contracts.py", *package_files(package)]:
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.Assign) and isinstance(getattr(node.value, "value", None), str):
                 names.update({t.id: node.value.value for t in node.targets if isinstance(t, ast.Name)})

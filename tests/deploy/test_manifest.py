@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from edgevision.contracts import CameraResult
 from tests.conftest import ROOT
 from tests.deploy.conftest import (
     MODULE_FOLDERS,
@@ -167,7 +168,10 @@ def test_the_upstream_filter_reads_a_number_the_camera_puts_in_its_body():
     field = re.search(r"\$body\.(\w+)", route).group(1)
     package = module_code("CameraCapture").package
     sources = "".join(p.read_text() for p in package_files(package))
-    assert f'"{field}"' in sources, f"the camera's code never names {field}"
+    assert "CameraResult(" in sources, "the camera does not build its output1 body as the CameraResult contract"
+    schema = CameraResult.model_json_schema()
+    assert field in schema["required"], f"the camera's output1 body may lack {field}"
+    assert schema["properties"][field].get("type") == "number", f"{field} is not a number in the camera's body"
     # edgeHub evaluates $body only for messages sent as application/json, utf-8: the hub wrapper sets both
     hub = (ROOT / "edgevision" / "hub" / "client.py").read_text()
     assert '"application/json"' in hub and '"utf-8"' in hub
