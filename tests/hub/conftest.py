@@ -37,6 +37,7 @@ class Edge:
     twins: TwinStore
     upstream: Path
     environs: dict[str, dict[str, str]]
+    brokers: dict[str, ModuleBroker]
 
     @property
     def environ(self) -> dict[str, str]:
@@ -55,10 +56,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     ca = certs.generate(scratch / "certs", list(addresses.values()))
     workload = WorkloadAPI(scratch / "workload.sock", ca.ca_pem())
     workload.start()
-    brokers = []
+    brokers = {}
     for name, address in addresses.items():
-        brokers.append(ModuleBroker(name, address, ca, scratch / name, folder / f"{name}.log", mosquitto))
-        brokers[-1].start()
+        brokers[name] = ModuleBroker(name, address, ca, scratch / name, folder / f"{name}.log", mosquitto)
+        brokers[name].start()
     console = Console(io.StringIO())
     twins = TwinStore(folder / "twins")
     twins.add(MODULE, {"THRESHOLD": 0.7, "label": "start"})
@@ -77,10 +78,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         }
     router.start()
     try:
-        yield Edge(router, twins, folder / "upstream.jsonl", environs)
+        yield Edge(router, twins, folder / "upstream.jsonl", environs, brokers)
     finally:
         router.stop()
-        for broker in brokers:
+        for broker in brokers.values():
             broker.stop()
         workload.stop()
         shutil.rmtree(scratch, ignore_errors=True)

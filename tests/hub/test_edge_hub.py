@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -121,6 +123,9 @@ def test_unreachable_workload_api_is_a_hub_error(edge: Edge, monkeypatch: pytest
 
 
 def test_sending_never_blocks_the_caller(edge: Edge, hub: EdgeHub) -> None:
+    broker = edge.brokers[MODULE]
+    assert broker.pid is not None
+    sent_before = hub.sent
     done = threading.Event()
 
     def burst() -> None:
@@ -128,6 +133,12 @@ def test_sending_never_blocks_the_caller(edge: Edge, hub: EdgeHub) -> None:
             hub.send("fast", {"n": n})
         done.set()
 
-    threading.Thread(target=burst, daemon=True).start()
-    assert done.wait(10)  # queued, not sent inline
+    # A frozen broker acknowledges nothing: a send that waited for the hub would hang here.
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        threading.Thread(target=burst, daemon=True).start()
+        assert done.wait(20), "send() blocked while the hub could not acknowledge"
+        assert hub.sent == sent_before  # nothing went out: every message is waiting in the queue
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
     wait_until(lambda: len([x for x in upstream(edge) if x["output"] == "fast"]) == 200, 30)
