@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgevision"
 # Each module or tool; what they may share is everything else (models, hub, contracts, config, errors, demo).
-SEPARATE = {"capture", "classifier", "display", "runtime", "train", "batch"}
+SEPARATE = {"capture", "classifier", "display", "runtime", "train", "batch", "portal", "captures"}
 
 
 def imported(path: Path) -> set[str]:
@@ -35,3 +36,25 @@ def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text("def f():\n    from edgevision.capture.store import CaptureStore\n")
     assert imported(source) == {"edgevision.capture.store"}
+
+
+def copies_of(pattern: str, allowed: str) -> list[str]:
+    """Lines of the package matching `pattern` outside the one file meant to hold that code."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == allowed and path.parent == PACKAGE:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(pattern, line):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}")
+    return found
+
+
+def test_atomic_writes_have_one_helper() -> None:
+    # A temp file renamed over its target, or an fsync, belongs in edgevision/files.py.
+    assert not copies_of(r"mkstemp\(|os\.fsync\(|\btmp\.replace\(", "files.py")
+
+
+def test_backoff_has_one_helper() -> None:
+    # Doubling a delay up to a cap belongs in edgevision/backoff.py.
+    assert not copies_of(r"\* 2\b.*(max|cap)|2 \*\* |min\(delay \* 2", "backoff.py")

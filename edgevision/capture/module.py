@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edgevision.backoff import Backoff
 from edgevision.capture import reporting
 from edgevision.capture.frames import FrameFeed, Prepared, open_feed
-from edgevision.capture.scorer import Backoff, Scored, ScorerClient, ScorerError
+from edgevision.capture.scorer import Scored, ScorerClient, ScorerError
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.sources import FrameSource, display_name, open_source
 from edgevision.capture.store import CaptureStore

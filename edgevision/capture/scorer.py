@@ -105,20 +105,3 @@ def _short(exc: Exception) -> str:
     # requests nests urllib3 reasons several levels deep; the innermost line is the useful one.
     text = str(exc)
     return text.rsplit(": ", 1)[-1].rstrip(")'\"") if len(text) > 160 else text
-
-
-class Backoff:
-    """Exponential backoff: 0.5 s, 1 s, 2 s ... up to `maximum`; `reset` after a success."""
-
-    def __init__(self, maximum: float, initial: float = 0.5) -> None:
-        self.maximum = maximum
-        self.initial = initial
-        self._next = initial
-
-    def next(self) -> float:
-        delay = min(self._next, self.maximum)
-        self._next = min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial

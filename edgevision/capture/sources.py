@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from edgevision.backoff import Backoff
 from edgevision.errors import EdgeVisionError
 
 log = logging.getLogger(__name__)
@@ -225,12 +226,12 @@ class LiveSource(FrameSource):
         return self._latest is not None and self._latest.index > self._returned
 
     def _run(self) -> None:
-        delay = 0.5
+        backoff = Backoff(self.max_backoff)
         while not self._stop.is_set():
+            backoff.maximum = self.max_backoff
             capture = self._open()
             if capture is None:
-                self._wait(delay)
-                delay = min(delay * 2, self.max_backoff)
+                self._wait(backoff.next())
                 continue
             delivered = self._pump(capture)
             capture.release()
@@ -239,11 +240,11 @@ class LiveSource(FrameSource):
             if self._file and delivered:
                 continue  # the end of a looping file: rewind at once
             if delivered:
-                delay = 0.5  # it worked for a while: come back quickly
+                backoff.reset()  # it worked for a while: come back quickly
             self.failures += 1
+            delay = backoff.next()
             log.warning("video source %s stopped delivering frames; reopening in %.1f s", self.name, delay)
             self._wait(delay)
-            delay = min(delay * 2, self.max_backoff)
         with self._lock:
             self.ended = True
             self._lock.notify_all()

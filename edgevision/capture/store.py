@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from edgevision.contracts import CaptureSidecar, dumps
+from edgevision.files import is_temp_file, write_atomic
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 TIME_FORMAT = "%Y%m%dT%H%M%S_%fZ"
 NAME = re.compile(r"^(\d{8}T\d{6}_\d{6}Z)_\d+_.*\.jpg$")
-TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True, order=True)
@@ -75,9 +74,12 @@ class CaptureStore:
         target = folder / f"{stem}.jpg"
         record = sidecar.model_copy(update={"file": target.name})
         text = dumps(record, indent=1, ensure_ascii=False).encode("utf-8")
-        _write_atomic(target.with_suffix(".json"), text)
-        _write_atomic(target, jpeg)
-        _fsync_dir(folder)
+        write_atomic(target.with_suffix(".json"), text, durable=True)
+        try:
+            write_atomic(target, jpeg, durable=True)
+        except OSError:  # e.g. the disk filled up between the two: no sidecar without its JPEG
+            target.with_suffix(".json").unlink(missing_ok=True)
+            raise
         capture = Capture(when, target, len(jpeg) + len(text))
         with self._lock:
             bisect.insort(self._captures, capture)
@@ -108,7 +110,7 @@ class CaptureStore:
         for path in self.root.rglob("*"):
             if not path.is_file():
                 continue
-            if path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX):
+            if is_temp_file(path):
                 log.info("removing %s left by an interrupted write", path)
                 path.unlink(missing_ok=True)
             elif path.suffix == ".json" and NAME.match(path.with_suffix(".jpg").name):
@@ -121,29 +123,6 @@ class CaptureStore:
                 size = path.stat().st_size + (sidecar.stat().st_size if sidecar.exists() else 0)
                 captures.append(Capture(when, path, size))
         return sorted(captures)
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    temp = target.with_name(f".{target.name}{TEMP_SUFFIX}")
-    try:
-        with open(temp, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the renames themselves durable across a power cut (not needed for kill -9, cheap enough).
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _delete(capture: Capture) -> None:

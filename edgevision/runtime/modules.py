@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgevision.backoff import backoff_delay
 from edgevision.errors import EdgeVisionError
 from edgevision.runtime.console import Console
 from edgevision.runtime.manifest import ModuleSpec
@@ -59,7 +60,7 @@ class RestartPolicy:
         return False
 
     def backoff(self, restarts_in_a_row: int) -> float:
-        return min(self.delay * 2 ** max(restarts_in_a_row - 1, 0), self.max_delay)
+        return backoff_delay(restarts_in_a_row, initial=self.delay, maximum=self.max_delay)
 
 
 class ModuleProcess:

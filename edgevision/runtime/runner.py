@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgevision.errors import EdgeVisionError
+from edgevision.files import write_atomic
 from edgevision.runtime import certs, manifest
 from edgevision.runtime.broker import ModuleBroker, find_mosquitto, free_addresses
 from edgevision.runtime.console import Console
@@ -390,9 +391,7 @@ class Runtime:
                 "brokerPid": broker.pid if broker else None,
                 "brokerRestarts": broker.restarts if broker else 0,
             }
-        tmp = self.out / "runtime.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        tmp.replace(self.out / "runtime.json")
+        write_atomic(self.out / "runtime.json", json.dumps(state, indent=2))
 
     # -- stopping -----------------------------------------------------------------------------------------
 

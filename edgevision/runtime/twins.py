@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgevision.files import write_atomic
+
 
 @dataclass
 class Twin:
@@ -103,6 +105,4 @@ class TwinStore:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{module}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._twins[module].document(), indent=2, default=str), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(self._twins[module].document(), indent=2, default=str))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgevision.files import copy_atomic
 from edgevision.train.features import BACKBONE_FILE
 from edgevision.train.head import LinearHead
 
@@ -95,10 +96,7 @@ def copy_model_dir(source: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # model.onnx last: a scoring service watching it reloads only once labels.txt already matches.
     for name in (LABELS_FILE, MANIFEST_FILE, MODEL_FILE):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}-")
-        os.close(fd)
-        shutil.copyfile(source / name, tmp)
-        os.replace(tmp, out / name)
+        copy_atomic(source / name, out / name)
 
 
 def _replace_dir(staging: Path, out: Path) -> None:

@@ -8,14 +8,14 @@ so augmentation never changes colours or resampling: rotations by 90 degrees and
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgevision.files import write_atomic
 from edgevision.models import DEFAULT_MODEL_DIR, Preprocessing, decode_image, open_session
 
 BACKBONE_FILE = DEFAULT_MODEL_DIR / "backbone.onnx"
@@ -115,11 +115,9 @@ class FeatureCache:
 
     def put(self, sha256: str, view: str, vector: np.ndarray) -> None:
         path = self._file(sha256, view)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.asarray(vector, np.float32))
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vector, np.float32))
+        write_atomic(path, buffer.getvalue())
 
 
 def fill_from_cache(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edgevision.files import write_atomic
 from edgevision.train.errors import ProjectError
 from edgevision.train.export import MODEL_FILE, copy_model_dir
 
@@ -36,12 +37,7 @@ def now() -> str:
 
 def write_json(path: Path, data: dict) -> None:
     """Atomically: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n", durable=True)
 
 
 def read_json(path: Path) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgevision.capture.scorer import Backoff, ScorerClient, ScorerError
+from edgevision.backoff import Backoff
+from edgevision.capture.scorer import ScorerClient, ScorerError
 from tests.capture.conftest import DOG
 from tests.conftest import ScoringService, free_port
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from edgevision.display.backends.base import BackendUnavailable, Output
 from edgevision.display.scene import Scene
+from edgevision.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class PngOutput(Output):
                 (self.folder / name).write_bytes(data)
                 self.frames.append(self.folder / name)
                 self._prune()
-            _replace(self.folder / "current.png", data)
+            write_atomic(self.folder / "current.png", data)
             summary = {
                 "sequence": self.sequence,
                 "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -84,7 +85,7 @@ class PngOutput(Output):
                 **scene.summary(),
                 "pixels": scene.frame.reshape(64, 3).tolist(),
             }
-            _replace(self.folder / "current.json", json.dumps(summary).encode("utf-8"))
+            write_atomic(self.folder / "current.json", json.dumps(summary).encode("utf-8"))
         except OSError as exc:  # a full disk must not stop the LEDs
             log.warning("render: cannot write %s: %s", self.folder, exc)
 
@@ -114,10 +115,3 @@ def terminal_block(frame: np.ndarray) -> str:
         cells = "".join(f"\x1b[48;2;{r};{g};{b}m  " for r, g, b in row.tolist())
         lines.append(cells + "\x1b[0m")
     return "\n".join(lines) + "\n"
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
