@@ -8,7 +8,6 @@ loop between frames, so a frame is always handled with one consistent set of set
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -18,10 +17,11 @@ from typing import Any
 from edgevision.backoff import Backoff
 from edgevision.capture import reporting
 from edgevision.capture.frames import FrameFeed, Prepared, open_feed
+from edgevision.capture.keeper import CaptureKeeper
 from edgevision.capture.scorer import Scored, ScorerClient, ScorerError
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.sources import FrameSource, display_name, open_source
-from edgevision.capture.store import CaptureStore
+from edgevision.capture.store import Capture, CaptureStore
 from edgevision.capture.viewer import LiveView, ViewerServer, create_app, listen_host
 from edgevision.config import ConfigError
 from edgevision.contracts import CaptureEvent, CaptureSidecar, ContractError, iso_time, parse
@@ -40,10 +40,7 @@ class Counters:
     frames: int = 0  # frames handled by the loop
     scored: int = 0
     errors: int = 0  # failed scorer requests
-    captures: int = 0  # frames stored
-    cooldown_skips: int = 0  # matching frames not stored because of CAPTURE_COOLDOWN
     sent: int = 0  # output1 messages
-    pruned: int = 0  # captures deleted by retention
     source_failures: int = 0
     rejected: int = 0  # messages not matching their contract: scorer answers, stored sidecars
 
@@ -64,11 +61,10 @@ class CaptureModule:
         self._wake = threading.Event()  # interrupts backoff waits: stop or new settings
         self._pending: CaptureSettings | None = None
         self._pending_lock = threading.Lock()
-        self._cooldowns: dict[str, float] = {}
+        self.keeper = CaptureKeeper(self._stored)
         self._source: FrameSource | None = None
         self._feed: FrameFeed | None = None
         self._scorer: ScorerClient | None = None
-        self._store: CaptureStore | None = None
         self._viewer: ViewerServer | None = None
         self._started = time.monotonic()
         self._first_frame_at: float | None = None
@@ -76,8 +72,6 @@ class CaptureModule:
         self._next_report = 0.0
         self._next_slot = 0.0
         self._error_logged: tuple[str, float] = ("", 0.0)
-        self._writes: queue.Queue[tuple[CaptureStore, Prepared, CaptureSidecar, str] | None] = queue.Queue(32)
-        self._writer = threading.Thread(target=self._write_captures, name="capture-writer", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -109,11 +103,11 @@ class CaptureModule:
 
     def _start_parts(self) -> None:
         settings = self.settings
-        self._writer.start()
+        self.keeper.start()
         self._scorer = self._make_scorer(settings)
         if self._scorer is None:
             log.warning("IMAGE_PROCESSING_ENDPOINT is empty: frames are not scored, reported or captured")
-        self._store = self._make_store(settings)
+        self._open_store(settings)
         if settings.show_video:
             self._start_viewer(settings)
         log.info(
@@ -127,9 +121,7 @@ class CaptureModule:
     def _shutdown(self) -> None:
         if self._feed is not None:
             self._feed.close()
-        if self._writer.is_alive():
-            self._writes.put(None)  # every frame already chosen is stored before we exit
-            self._writer.join()
+        self.keeper.close()  # every frame already chosen is stored before we exit
         if self._scorer is not None:
             self._scorer.close()
         self._report(settings=False)
@@ -142,7 +134,7 @@ class CaptureModule:
             c.frames,
             c.scored,
             c.errors,
-            c.captures,
+            self.keeper.counters.captures,
             elapsed,
             c.frames / elapsed if elapsed > 0 else 0.0,
         )
@@ -177,8 +169,8 @@ class CaptureModule:
             tag, probability = (top.tagName, top.probability) if top else ("", 0.0)
             self._send(item, scored)
         sent_at = time.perf_counter()
-        if scored is not None and self._store is not None:
-            self._capture(item, scored)
+        if scored is not None:
+            self.keeper.offer(item, scored, self._source_name, self.settings)
         self.view.update(item.frame, tag, probability)  # a reference only: drawn when someone watches
         self._last_frame_at = time.monotonic()
         if self.settings.verbose:
@@ -238,48 +230,8 @@ class CaptureModule:
             self.policy.sent(body.topTag)
             self.counters.sent += 1
 
-    def _capture(self, item: Prepared, scored: Scored) -> None:
-        settings = self.settings
-        matched = next(
-            (
-                p
-                for p in scored.predictions
-                if p.probability >= settings.capture_threshold and settings.captures(p.tagName)
-            ),
-            None,
-        )
-        if matched is None or self._store is None:
-            return
-        key = matched.tagName.lower()
-        last = self._cooldowns.get(key)
-        now = item.frame.timestamp
-        if last is not None and 0 <= now - last < settings.capture_cooldown:
-            self.counters.cooldown_skips += 1
-            return
-        record = reporting.sidecar(scored, item.frame, self._source_name, matched, settings)
-        self._cooldowns[key] = now
-        self._writes.put((self._store, item, record, key))  # blocks only when the disk is far behind
-
-    def _write_captures(self) -> None:
-        """Writer thread: a slow disk (an SD card's fsync) must not stall the frame loop."""
-        while (job := self._writes.get()) is not None:
-            try:
-                self._write_capture(*job)
-            except Exception:  # a bug here must not end the writer: later captures would queue up forever
-                log.exception("storing a capture failed")
-            finally:
-                self._writes.task_done()
-
-    def _write_capture(self, store: CaptureStore, item: Prepared, record: CaptureSidecar, key: str) -> None:
-        try:
-            capture = store.save(
-                item.original_jpeg(), record, captured_at=item.frame.captured_at, frame=item.frame.index, tag=key
-            )
-            self.counters.pruned += len(store.prune())
-        except OSError as exc:  # a full or read-only disk must not stop scoring and reporting
-            self._log_failure(f"cannot store a capture in {store.root}: {exc}", 0)
-            return
-        self.counters.captures += 1
+    def _stored(self, store: CaptureStore, capture: Capture, record: CaptureSidecar) -> None:
+        """Writer thread, after a capture is on disk: announce it and list it in the viewer."""
         relative = capture.jpeg.relative_to(store.root).as_posix()
         event = CaptureEvent.of(record, relative, capture.sidecar.relative_to(store.root).as_posix())
         reporting.send_capture(self.hub, event)
@@ -335,16 +287,11 @@ class CaptureModule:
             prediction_key=key,
         )
 
-    def _make_store(self, settings: CaptureSettings) -> CaptureStore | None:
-        if not settings.capture_tags:
-            return None
-        store = CaptureStore(
-            settings.capture_dir, max_mb=settings.capture_max_mb, max_age_days=settings.capture_max_age_days
-        )
-        self.counters.pruned += len(store.prune())
-        for capture in store.captures()[-self.view.recent.maxlen :]:
-            self._remember(store, capture.jpeg)
-        return store
+    def _open_store(self, settings: CaptureSettings) -> None:
+        store = self.keeper.open_store(settings)
+        if store is not None:
+            for capture in store.captures()[-self.view.recent.maxlen :]:
+                self._remember(store, capture.jpeg)
 
     def _remember(self, store: CaptureStore, jpeg: Path) -> None:
         try:
@@ -360,16 +307,10 @@ class CaptureModule:
         self.view.add_capture(f"/captures/{relative}", record.matchedTag, record.matchedProbability, when)
 
     def _change_store(self, new: CaptureSettings, changed: set[str]) -> None:
-        # Let the writer finish with the current store first: a second store scanning the same folder would
-        # take a write in progress for the leftovers of a crash.
-        self._writes.join()
-        if not new.capture_tags:
-            self._store = None
-        elif self._store is None or "capture_dir" in changed:
-            self._store = self._make_store(new)
+        if not new.capture_tags or self.keeper.store is None or "capture_dir" in changed:
+            self._open_store(new)
         else:
-            self._store.set_limits(max_mb=new.capture_max_mb, max_age_days=new.capture_max_age_days)
-            self.counters.pruned += len(self._store.prune())
+            self.keeper.set_limits(new)
 
     def _start_viewer(self, settings: CaptureSettings) -> None:
         key = settings.viewer_key.get_secret_value() if settings.viewer_key else None
@@ -443,19 +384,19 @@ class CaptureModule:
 
     def status(self) -> dict[str, Any]:
         """Counters and state, for reported properties and the viewer."""
-        stats = asdict(self.counters)
+        stats = {**asdict(self.counters), **asdict(self.keeper.counters)}
         if isinstance(self._source, FrameSource):
             stats["source_failures"] += getattr(self._source, "failures", 0)
         stats["hub_dropped"] = self.hub.dropped
         running = (self._last_frame_at or time.monotonic()) - (self._first_frame_at or self._started)
         stats["fps"] = round(self.counters.frames / running, 2) if running > 0 else 0.0
-        c = self.counters
+        c, kept = self.counters, self.keeper.counters
         return {
             "source": self._source_name,
             "modelId": self.model_id,
-            "lastError": self.last_error,
+            "lastError": self.last_error or self.keeper.storage_error,
             "stats": {_camel(k): v for k, v in stats.items()},
-            "summary": f"{c.frames} frames, {c.scored} scored, {c.errors} errors, {c.captures} captures",
+            "summary": f"{c.frames} frames, {c.scored} scored, {c.errors} errors, {kept.captures} captures",
         }
 
     def _report(self, *, settings: bool, extra: dict[str, Any] | None = None) -> None:

@@ -18,10 +18,10 @@ from PIL import Image
 from edgevision.capture.module import CaptureModule
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.store import CaptureStore
-from edgevision.contracts import CAMERA_OUTPUTS, CaptureSidecar, encode, parse
+from edgevision.contracts import CAMERA_OUTPUTS, CAPTURES_OUTPUT, CaptureSidecar, encode, parse
 from edgevision.demo.slideshow import Slideshow
 from tests.capture.conftest import DOG, ELEPHANTS, ZEBRAS_1, ZEBRAS_2, RecordingHub, sample_sidecar, settings_for
-from tests.conftest import ScoringService
+from tests.conftest import ScoringService, fill_disk
 
 CONTRACT_KEYS = {"id", "project", "iteration", "created", "predictions"}
 CONTRACT_KEYS |= {"topTag", "topProbability", "source", "frame", "capturedAt", "modelId"}
@@ -86,7 +86,7 @@ def test_only_frames_with_the_capture_tag_are_stored(every_run: Run, slideshow: 
         image.load()
         assert image.size == (640, 480)
         assert f"_{frame:06d}_zebra" in record["file"]
-    assert every_run.module.counters.captures == len(stored)
+    assert every_run.module.keeper.counters.captures == len(stored)
 
 
 def test_every_frame_is_scored_and_sent_with_the_contract(every_run: Run, slideshow: Slideshow, model_id: str) -> None:
@@ -153,7 +153,7 @@ def test_cooldown_keeps_a_standing_deer_from_filling_the_disk(
             expected.append(frame)
             last = frame / slideshow.fps
     assert sorted(run.stored()) == expected
-    assert run.module.counters.cooldown_skips == 2 * slideshow.frames_each - len(expected)
+    assert run.module.keeper.counters.cooldown_skips == 2 * slideshow.frames_each - len(expected)
 
 
 def test_retention_keeps_the_newest_captures_within_the_limits(
@@ -181,8 +181,8 @@ def test_retention_keeps_the_newest_captures_within_the_limits(
     assert kept == list(range(slideshow.frame_count - len(kept), slideshow.frame_count))  # the newest survive
     size = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
     assert size <= limit_mb * 1024 * 1024
-    assert run.module.counters.captures == slideshow.frame_count
-    assert run.module.counters.pruned == slideshow.frame_count - len(kept) + 1
+    assert run.module.keeper.counters.captures == slideshow.frame_count
+    assert run.module.keeper.counters.pruned == slideshow.frame_count - len(kept) + 1
 
 
 def test_twin_settings_apply_at_start_and_live(
@@ -280,3 +280,46 @@ def test_frame_rate_caps_a_live_source_and_skips_rather_than_lags(
     assert len(frames) == run.module.counters.scored
     assert 0 < len(frames) <= dog_clip.frame_count // 2
     assert frames == sorted(set(frames)) and max(b - a for a, b in itertools.pairwise(frames)) > 1
+
+
+def test_a_full_disk_skips_captures_counted_and_recovers_when_space_returns(
+    scoring_service: ScoringService, slideshow: Slideshow, tiny_disk: Path
+) -> None:
+    filler = fill_disk(tiny_disk, leave=4096)  # room for a sidecar, not for a JPEG
+    hub = RecordingHub()
+    module = CaptureModule(
+        settings_for(
+            scoring_service.url,
+            slideshow,
+            send_mode="every",
+            min_send_interval=0,
+            capture_tags="*",
+            capture_threshold=0,
+            capture_cooldown=0,
+            capture_dir=tiny_disk / "captures",
+            capture_max_mb=0.5,
+        ),
+        hub,
+    )
+    reported_while_full: list[str] = []
+
+    def free_space_once_a_capture_was_skipped(hub: RecordingHub) -> None:
+        if filler.exists() and module.keeper.counters.storage_skips:
+            reported_while_full.append(module.status()["lastError"])
+            filler.unlink()
+
+    hub.on_send = free_space_once_a_capture_was_skipped
+    assert module.run() == 0
+    kept = module.keeper.counters
+    assert not filler.exists(), "no capture was ever skipped"
+    assert kept.storage_skips >= 1 and kept.captures >= 1
+    assert kept.captures + kept.storage_skips == slideshow.frame_count  # every frame stored or counted
+    assert "No space left on device" in reported_while_full[0]
+    jpegs = sorted((tiny_disk / "captures").rglob("*.jpg"))
+    sidecars = sorted((tiny_disk / "captures").rglob("*.json"))
+    assert [p.with_suffix(".json") for p in jpegs] == sidecars  # no sidecar without its JPEG, no half capture
+    for jpeg in jpegs:
+        Image.open(jpeg).load()
+    assert hub.reported["stats"]["storageSkips"] == kept.storage_skips
+    assert hub.reported["lastError"] == ""  # recovered
+    assert len(hub.bodies(CAPTURES_OUTPUT)) == kept.captures
