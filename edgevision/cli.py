@@ -24,6 +24,7 @@ COMMAND_PACKAGES = (
     "edgevision.runtime",  # run
     "edgevision.train",  # train, iterations, publish, export
     "edgevision.batch",  # score, summarize
+    "edgevision.captures",  # captures export|report|validate
 )
 
 
