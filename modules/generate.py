@@ -46,6 +46,7 @@ DEBIAN_PACKAGES = {
     "python3-onnxruntime": ["onnxruntime", "flatbuffers", "protobuf", "coloredlogs", "sympy"],
     "python3-pydantic": ["pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection"],
     "python3-opencv": ["opencv-python-headless"],
+    "python3-cryptography": ["cryptography", "cffi", "pycparser"],  # azure-storage-blob signs requests with it
 }
 
 
@@ -102,8 +103,8 @@ MODULES = (
         extra="capture",
         summary="frames from a camera, file or stream, scored, reported, and the ones that matter kept",
         # the camera never scores in-process (it POSTs to the scorer): no onnxruntime or Pillow on arm32v7
-        debian=("python3-numpy", "python3-pydantic", "python3-opencv"),
-        imports="edgevision.capture.cli, cv2, azure.iot.device, flask, waitress, requests",
+        debian=("python3-numpy", "python3-pydantic", "python3-opencv", "python3-cryptography"),
+        imports="edgevision.capture.cli, cv2, azure.iot.device, azure.storage.blob, flask, waitress, requests",
         groups=("video",),
         ports=(5012,),
         env=(("CAPTURE_DIR", "/data/captures"),),

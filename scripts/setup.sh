@@ -13,6 +13,7 @@ java_major() { local v; v=$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).
 
 packages=()
 have mosquitto || packages+=(mosquitto)
+have npm || packages+=(nodejs npm)  # Azurite, the local blob store (Node 20 on these machines)
 have openssl || packages+=(openssl)
 if [ "$profile" = test ]; then
   have chromium || packages+=(chromium)
@@ -36,6 +37,14 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[$extras]"
   touch "$stamp"
+fi
+# Azurite stands in for the IoT Edge blob module (the local runtime and the upload tests): npm, project-local,
+# pinned to a release that runs on Node 20. `.node/` is git-ignored.
+azurite_version=3.35.0
+if [ ! -x .node/node_modules/.bin/azurite-blob ] || [ "$(.node/node_modules/.bin/azurite-blob --version 2>/dev/null)" != "$azurite_version" ]; then
+  echo "setup: installing azurite@$azurite_version into .node"
+  mkdir -p .node
+  npm install --prefix .node --no-audit --no-fund --no-save --loglevel=error "azurite@$azurite_version" >/dev/null
 fi
 # iotedgedev (the deployment checks expand the templates with it) lives in its own venv: it drags in
 # azure-cli-core and docker, whose pins have no business in the product's environment.

@@ -139,3 +139,83 @@ def fill_disk(folder: Path, leave: int) -> Path:
     with open(filler, "wb") as handle:
         handle.write(b"\0" * max(free - leave, 0))
     return filler
+
+
+# A fixed test account: the key is random bytes in base64, as a real account key is.
+BLOB_ACCOUNT = "edgevisiontest"
+BLOB_KEY = "dGVzdC1rZXktZm9yLWVkZ2V2aXNpb24tYmxvYi10ZXN0cy1vbmx5LW5vdC1hLXNlY3JldC0wMTIzNDU2Nzg5YWI="
+
+
+class Azurite:
+    """A real Azurite blob service (npm `azurite`, installed by scripts/setup.sh) on a loopback port, keeping its
+    data in `location`: `kill()` (SIGKILL, an outage) and `start()` again keep the port and the blobs."""
+
+    def __init__(self, location: Path, port: int | None = None) -> None:
+        from edgevision.runtime.azurite import AzuriteError, azurite_command
+
+        self.port = port or free_port()
+        self.location = location
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        try:
+            self.command = azurite_command(location, "127.0.0.1", self.port)
+        except AzuriteError as exc:
+            pytest.fail(str(exc))
+        self.log = location.parent / f"azurite-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def connection_string(self) -> str:
+        from edgevision.runtime.azurite import connection_string
+
+        return connection_string(BLOB_ACCOUNT, BLOB_KEY, self.endpoint)
+
+    def start(self) -> None:
+        from edgevision.runtime.azurite import azurite_env
+
+        self.location.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, env=azurite_env(BLOB_ACCOUNT, BLOB_KEY), stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"azurite exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError("azurite did not listen within 30 s")
+
+    def kill(self) -> None:
+        """Stop serving at once. SIGTERM, not SIGKILL: Azurite saves its blob index only every few seconds, so
+        after SIGKILL it forgets blobs it had acknowledged, which no uploader can notice (the IoT Edge module
+        does not lose acknowledged blobs)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def blobs(self) -> list[dict[str, Any]]:
+        from edgevision.runtime.azurite import list_blobs
+
+        return list_blobs(self.connection_string)
+
+    def download(self, name: str) -> bytes:
+        from azure.storage.blob import BlobServiceClient
+
+        container, _, blob = name.partition("/")
+        service = BlobServiceClient.from_connection_string(self.connection_string, api_version="2019-07-07")
+        return service.get_blob_client(container, blob).download_blob().readall()
+
+
+@pytest.fixture
+def azurite(tmp_path: Path) -> Iterator[Azurite]:
+    server = Azurite(tmp_path / "blobroot")
+    yield server
+    server.kill()

@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from edgevision.capture import reporting
 from edgevision.capture.frames import Prepared
@@ -30,18 +31,29 @@ class KeeperCounters:
     captures: int = 0  # frames stored
     cooldown_skips: int = 0  # matching frames not stored because of CAPTURE_COOLDOWN
     storage_skips: int = 0  # matching frames lost to a failing disk (full, read-only)
-    pruned: int = 0  # captures deleted by retention
+    pruned: int = 0  # captures deleted by retention (uploaded ones, or any with uploads off)
 
 
 StoredHandler = Callable[[CaptureStore, Capture, CaptureSidecar], None]
+
+
+class Retention(Protocol):
+    """What retention asks the uploader: which captures must wait for their upload, and what went anyway."""
+
+    def pending(self, store: CaptureStore) -> Callable[[Capture], bool] | None: ...
+
+    def forget(self, store: CaptureStore, removed: list[Capture]) -> int: ...
+
+
 Job = tuple[CaptureStore, Prepared, CaptureSidecar, str]
 
 
 class CaptureKeeper:
     """Chooses and stores captures; `on_stored` runs on the writer thread after each capture is on disk."""
 
-    def __init__(self, on_stored: StoredHandler) -> None:
+    def __init__(self, on_stored: StoredHandler, retention: Retention | None = None) -> None:
         self.counters = KeeperCounters()
+        self.retention = retention
         self.store: CaptureStore | None = None
         self.storage_error = ""  # the disk's last failure, "" once captures are stored again
         self._on_stored = on_stored
@@ -68,17 +80,21 @@ class CaptureKeeper:
         if not settings.capture_tags:
             self.store = None
             return None
-        self.store = CaptureStore(
-            settings.capture_dir, max_mb=settings.capture_max_mb, max_age_days=settings.capture_max_age_days
-        )
-        self.counters.pruned += len(self.store.prune())
+        self.store = CaptureStore(settings.capture_dir, **_limits(settings))
         return self.store
 
     def set_limits(self, settings: CaptureSettings) -> None:
         if self.store is not None:
             self.drain()
-            self.store.set_limits(max_mb=settings.capture_max_mb, max_age_days=settings.capture_max_age_days)
-            self.counters.pruned += len(self.store.prune())
+            self.store.set_limits(**_limits(settings))
+            self.prune(self.store)
+
+    def prune(self, store: CaptureStore) -> None:
+        """Apply retention; captures still waiting for their upload go only past the hard limit."""
+        pending = self.retention.pending(store) if self.retention is not None else None
+        removed = store.prune(pending=pending)
+        dropped = self.retention.forget(store, removed) if self.retention is not None else 0
+        self.counters.pruned += len(removed) - dropped
 
     def offer(self, item: Prepared, scored: Scored, source: str, settings: CaptureSettings) -> bool:
         """Queue the frame for storing when one of its tags matters and that tag is not cooling down."""
@@ -131,5 +147,13 @@ class CaptureKeeper:
             log.info("storing captures again after %d skipped", self.counters.storage_skips)
             self.storage_error = ""
         self.counters.captures += 1
-        self.counters.pruned += len(store.prune())
-        self._on_stored(store, capture, record)
+        self._on_stored(store, capture, record)  # journals it for upload before retention looks at it
+        self.prune(store)
+
+
+def _limits(settings: CaptureSettings) -> dict[str, float]:
+    return {
+        "max_mb": settings.capture_max_mb,
+        "max_age_days": settings.capture_max_age_days,
+        "hard_max_mb": settings.capture_hard_max_mb,
+    }

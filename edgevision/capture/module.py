@@ -22,6 +22,7 @@ from edgevision.capture.scorer import Scored, ScorerClient, ScorerError
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.sources import FrameSource, display_name, open_source
 from edgevision.capture.store import Capture, CaptureStore
+from edgevision.capture.uploads import Uploader, describe
 from edgevision.capture.viewer import LiveView, ViewerServer, create_app, listen_host
 from edgevision.config import ConfigError
 from edgevision.contracts import CaptureEvent, CaptureSidecar, ContractError, iso_time, parse
@@ -32,6 +33,7 @@ log = logging.getLogger("edgevision.capture")
 
 SOURCE_FIELDS = ("video_path", "loop_video", "play_at_file_rate")
 SCORER_FIELDS = ("image_processing_endpoint", "image_processing_params", "request_timeout", "prediction_key")
+UPLOAD_FIELDS = {"blob_container", "blob_prefix", "upload_max_bytes_per_second", "upload_timeout"}
 ERROR_LOG_EVERY = 30.0  # seconds between repeats of the same failure in the log
 
 
@@ -61,7 +63,8 @@ class CaptureModule:
         self._wake = threading.Event()  # interrupts backoff waits: stop or new settings
         self._pending: CaptureSettings | None = None
         self._pending_lock = threading.Lock()
-        self.keeper = CaptureKeeper(self._stored)
+        self.uploader = Uploader(lambda: self.settings)
+        self.keeper = CaptureKeeper(self._stored, self.uploader)
         self._source: FrameSource | None = None
         self._feed: FrameFeed | None = None
         self._scorer: ScorerClient | None = None
@@ -104,6 +107,7 @@ class CaptureModule:
     def _start_parts(self) -> None:
         settings = self.settings
         self.keeper.start()
+        self.uploader.start()
         self._scorer = self._make_scorer(settings)
         if self._scorer is None:
             log.warning("IMAGE_PROCESSING_ENDPOINT is empty: frames are not scored, reported or captured")
@@ -122,6 +126,7 @@ class CaptureModule:
         if self._feed is not None:
             self._feed.close()
         self.keeper.close()  # every frame already chosen is stored before we exit
+        self.uploader.close(self.settings.upload_drain)  # and uploaded, while the store answers
         if self._scorer is not None:
             self._scorer.close()
         self._report(settings=False)
@@ -232,6 +237,7 @@ class CaptureModule:
 
     def _stored(self, store: CaptureStore, capture: Capture, record: CaptureSidecar) -> None:
         """Writer thread, after a capture is on disk: announce it and list it in the viewer."""
+        self.uploader.enqueue(store, capture)
         relative = capture.jpeg.relative_to(store.root).as_posix()
         event = CaptureEvent.of(record, relative, capture.sidecar.relative_to(store.root).as_posix())
         reporting.send_capture(self.hub, event)
@@ -289,7 +295,9 @@ class CaptureModule:
 
     def _open_store(self, settings: CaptureSettings) -> None:
         store = self.keeper.open_store(settings)
+        self.uploader.open(store)  # before retention, so that it spares what still has to go
         if store is not None:
+            self.keeper.prune(store)
             for capture in store.captures()[-self.view.recent.maxlen :]:
                 self._remember(store, capture.jpeg)
 
@@ -361,8 +369,10 @@ class CaptureModule:
             if self._scorer is not None:
                 self._scorer.close()
             self._scorer = self._make_scorer(new)
-        if changed & {"capture_tags", "capture_dir", "capture_max_mb", "capture_max_age_days"}:
+        if changed & {"capture_tags", "capture_dir", "capture_max_mb", "capture_max_age_days", "capture_hard_max_mb"}:
             self._change_store(new, changed)
+        if changed & UPLOAD_FIELDS:
+            self.uploader.wake()
         if "show_video" in changed:
             self._toggle_viewer(new)
         self.backoff.maximum = new.max_backoff
@@ -384,7 +394,8 @@ class CaptureModule:
 
     def status(self) -> dict[str, Any]:
         """Counters and state, for reported properties and the viewer."""
-        stats = {**asdict(self.counters), **asdict(self.keeper.counters)}
+        uploads = describe(self.uploader)
+        stats = {**asdict(self.counters), **asdict(self.keeper.counters), **uploads["stats"]}
         if isinstance(self._source, FrameSource):
             stats["source_failures"] += getattr(self._source, "failures", 0)
         stats["hub_dropped"] = self.hub.dropped
@@ -396,6 +407,8 @@ class CaptureModule:
             "modelId": self.model_id,
             "lastError": self.last_error or self.keeper.storage_error,
             "stats": {_camel(k): v for k, v in stats.items()},
+            "uploadState": uploads["state"],
+            "uploadError": uploads["error"],
             "summary": f"{c.frames} frames, {c.scored} scored, {c.errors} errors, {kept.captures} captures",
         }
 
@@ -405,6 +418,8 @@ class CaptureModule:
             "stats": status["stats"],
             "modelId": status["modelId"],
             "lastError": status["lastError"],
+            "uploadState": status["uploadState"],
+            "uploadError": status["uploadError"],
         }
         if settings:
             properties.update(self.settings.reported())

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from edgevision.config import Settings
 
@@ -28,8 +28,11 @@ class SendMode(str, Enum):
 class CaptureSettings(Settings):
     """How `edgevision capture` (the CameraCapture module) reads, scores, reports and keeps frames."""
 
-    # The viewer's socket cannot move under a running server.
-    static_fields: ClassVar[frozenset[str]] = frozenset({"viewer_host", "viewer_port", "viewer_key"})
+    # The viewer's socket cannot move under a running server; the blob key stays in the env, out of twins
+    # (which anyone reading the IoT Hub can see).
+    static_fields: ClassVar[frozenset[str]] = frozenset(
+        {"viewer_host", "viewer_port", "viewer_key", "blob_connection_string"}
+    )
 
     # -- the seed-004 sample's variables ---------------------------------------------------------------
     video_path: str = Field(
@@ -120,6 +123,45 @@ class CaptureSettings(Settings):
         description="Seconds (of video time) after storing a frame for a tag before that tag stores another.",
     )
 
+    capture_hard_max_mb: float = Field(
+        2048.0,
+        ge=0.0,
+        description="With uploads on, CAPTURE_MAX_MB and CAPTURE_MAX_AGE_DAYS delete only uploaded captures;"
+        " beyond this total size, MB, the oldest go even before their upload (counted as dropped; 0 = no limit).",
+    )
+
+    # -- store and forward to Blob Storage -------------------------------------------------------------
+    blob_connection_string: SecretStr | None = Field(
+        None,
+        description="Connection string of the blob store kept frames are uploaded to, e.g. the IoT Edge blob"
+        " module's `DefaultEndpointsProtocol=http;BlobEndpoint=http://<module>:11002/<account>;AccountName=...;"
+        "AccountKey=...`; unset = no uploads.",
+    )
+    blob_container: str = Field(
+        "captures",
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        description="Container the frames go to (lowercase letters, digits and single hyphens).",
+    )
+    blob_prefix: str = Field(
+        "",
+        max_length=200,
+        description="First part of every blob name, `<prefix>/<YYYY-MM-DD>/<capture>.jpg`; empty = the IoT Edge"
+        " device id (else the host name).",
+    )
+    upload_max_bytes_per_second: int = Field(
+        0, ge=0, description="Upload bandwidth cap, bytes per second on average (0 = as fast as the link allows)."
+    )
+    upload_timeout: float = Field(60.0, gt=0.0, le=3600.0, description="Seconds allowed for one blob upload.")
+    upload_drain: float = Field(
+        10.0,
+        ge=0.0,
+        le=3600.0,
+        description="At exit, seconds spent finishing queued uploads while the store answers (the rest goes"
+        " after the next start).",
+    )
+
     # -- live viewer -----------------------------------------------------------------------------------
     viewer_host: str = Field("0.0.0.0", description="Address the live viewer listens on.")
     viewer_port: int = Field(5012, ge=1, le=65535, description="TCP port of the live viewer.")
@@ -161,6 +203,22 @@ class CaptureSettings(Settings):
         if value and not value.lower().startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("blob_connection_string")
+    @classmethod
+    def _check_connection_string(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parts = dict(p.split("=", 1) for p in value.get_secret_value().strip().strip(";").split(";") if "=" in p)
+        if not parts.get("AccountName") or not (parts.get("AccountKey") or parts.get("SharedAccessSignature")):
+            raise ValueError("expected KEY=VALUE;... with AccountName and AccountKey (or SharedAccessSignature)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> CaptureSettings:
+        if self.capture_hard_max_mb and self.capture_max_mb > self.capture_hard_max_mb:
+            raise ValueError("CAPTURE_MAX_MB must not exceed CAPTURE_HARD_MAX_MB (0 = no hard limit)")
+        return self
 
     @field_validator("video_path")
     @classmethod

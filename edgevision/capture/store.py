@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,17 +46,18 @@ class Capture:
 class CaptureStore:
     """The capture folder, with retention by total size and by age (0 = no limit)."""
 
-    def __init__(self, root: Path, *, max_mb: float = 0.0, max_age_days: float = 0.0) -> None:
+    def __init__(self, root: Path, *, max_mb: float = 0.0, max_age_days: float = 0.0, hard_max_mb: float = 0.0) -> None:
         self.root = Path(root)
-        self.set_limits(max_mb=max_mb, max_age_days=max_age_days)
+        self.set_limits(max_mb=max_mb, max_age_days=max_age_days, hard_max_mb=hard_max_mb)
         self._lock = threading.Lock()
         self.root.mkdir(parents=True, exist_ok=True)
         self._captures: list[Capture] = self._scan()
         self.total_bytes = sum(c.size for c in self._captures)
 
-    def set_limits(self, *, max_mb: float, max_age_days: float) -> None:
+    def set_limits(self, *, max_mb: float, max_age_days: float, hard_max_mb: float = 0.0) -> None:
         self.max_bytes = int(max_mb * MB)
         self.max_age = timedelta(days=max_age_days) if max_age_days else None
+        self.hard_max_bytes = int(hard_max_mb * MB)
 
     def __len__(self) -> int:
         return len(self._captures)
@@ -86,15 +88,29 @@ class CaptureStore:
             self.total_bytes += capture.size
         return capture
 
-    def prune(self, now: datetime | None = None) -> list[Capture]:
-        """Delete captures past the age limit, then the oldest until the size limit holds; returns them."""
+    def prune(self, now: datetime | None = None, *, pending: Callable[[Capture], bool] | None = None) -> list[Capture]:
+        """Delete captures past the age limit, then the oldest until the size limit holds; returns them.
+
+        `pending` (uploads on) protects captures not yet uploaded from both limits; only the hard size limit
+        deletes them, oldest first, once the folder is over it."""
         now = now or datetime.now(timezone.utc)
         removed: list[Capture] = []
         with self._lock:
-            while self._captures and self._over_limit(self._captures[0], now):
-                capture = self._captures.pop(0)
+            kept: list[Capture] = []
+            for index, capture in enumerate(self._captures):
+                if not self._over_limit(capture, now):  # sorted by time: the newer ones are within too
+                    kept += self._captures[index:]
+                    break
+                if pending is not None and pending(capture):
+                    kept.append(capture)
+                else:
+                    self.total_bytes -= capture.size
+                    removed.append(capture)
+            while kept and self.hard_max_bytes and self.total_bytes > self.hard_max_bytes:
+                capture = kept.pop(0)
                 self.total_bytes -= capture.size
                 removed.append(capture)
+            self._captures = kept
         for capture in removed:
             _delete(capture)
         return removed

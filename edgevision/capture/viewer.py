@@ -216,7 +216,7 @@ def create_app(
     capture_root: Callable[[], Path],
     key: str | None = None,
 ) -> Flask:
-    """The viewer application: `/`, `/video.mjpg`, `/frame.jpg`, `/api/status`, `/captures/<file>`, and with
+    """The viewer application: `/`, `/video.mjpg`, `/frame.jpg`, `/api/status`, `/metrics`, `/captures/<file>`, and with
     a `key` `/login`; every other page then answers 401 without the key or the session cookie."""
     from flask import Flask, Response, jsonify, render_template_string, send_from_directory  # only with SHOW_VIDEO
 
@@ -266,8 +266,14 @@ def create_app(
             headers={"Cache-Control": "no-store"},
         )
 
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(prometheus_text(status()), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/captures/<path:name>")
-    def captured(name: str) -> Response:
+    def captured(name: str) -> Response | tuple[Response, int]:
+        if not name.endswith((".jpg", ".json")) or any(part.startswith(".") for part in name.split("/")):
+            return jsonify(encode(ErrorBody(code="NotFound", message="no such capture"))), 404  # e.g. the journal
         return send_from_directory(capture_root(), name, max_age=3600)
 
     @app.errorhandler(404)
@@ -275,6 +281,19 @@ def create_app(
         return jsonify(encode(ErrorBody(code="NotFound", message="no such page"))), 404
 
     return app
+
+
+def prometheus_text(status: Mapping[str, Any]) -> str:
+    """The status counters in Prometheus' text format: `edgevision_camera_<stat>`, and the upload state as a
+    labelled 1 (`edgevision_camera_upload_state{state="unreachable"} 1`)."""
+    lines = []
+    for name, value in sorted((status.get("stats") or {}).items()):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metric = "edgevision_camera_" + "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+            lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
+    state = str(status.get("uploadState", "off")).replace('"', "")
+    lines += ["# TYPE edgevision_camera_upload_state gauge", f'edgevision_camera_upload_state{{state="{state}"}} 1']
+    return "\n".join(lines) + "\n"
 
 
 def _require_key(app: Flask, auth: ViewerAuth) -> None:

@@ -115,6 +115,16 @@ def test_status_and_captures_are_served(viewer: Viewer) -> None:
     assert requests.get(f"{viewer.url}/nope", timeout=10).json()["code"] == "NotFound"
 
 
+def test_metrics_carry_the_counters_and_the_upload_state(viewer: Viewer) -> None:
+    text = requests.get(f"{viewer.url}/metrics", timeout=10).text
+    scored = re.search(r"^edgevision_camera_scored (\d+)$", text, re.MULTILINE)
+    assert scored and int(scored.group(1)) > 0
+    assert re.search(r"^edgevision_camera_upload_queued 0$", text, re.MULTILINE)
+    assert 'edgevision_camera_upload_state{state="off"} 1' in text  # no BLOB_CONNECTION_STRING here
+    journal = requests.get(f"{viewer.url}/captures/.uploads.sqlite", timeout=10)
+    assert journal.status_code == 404
+
+
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (scripts/setup.sh test installs it)")
