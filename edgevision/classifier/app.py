@@ -95,7 +95,7 @@ def create_app(settings: ClassifierSettings | None = None, model: ImageModel | N
         model = load_model(settings.model_dir, intra_op_threads=settings.intra_op_threads)
     models = ModelRegistry(model, settings.published_dir, intra_op_threads=settings.intra_op_threads)
     service = ClassifierService(settings, models, ServiceMetrics())
-    service.metrics.model_info.labels(model.model_id, str(len(model.labels))).set(1)
+    service.metrics.set_model(model.model_id, len(model.labels))
 
     app = Flask(__name__)
     app.request_class = ImageRequest

@@ -21,11 +21,14 @@ CHUNK = 64 * 1024
 REDIRECTS = {301, 302, 303, 307, 308}
 
 
-def fetch_image(url: str, *, max_bytes: int, timeout: float, allow_private: bool = False) -> bytes:
-    """The body at `url`, or ApiError (BadRequestImageUrl / BadRequestImageSizeBytes)."""
+def fetch_image(
+    url: str, *, max_bytes: int, timeout: float, allow_private: bool = False, cafile: str | None = None
+) -> bytes:
+    """The body at `url`, or ApiError (BadRequestImageUrl / BadRequestImageSizeBytes). `cafile` replaces the
+    system's CA certificates for https (a private server)."""
     deadline = time.monotonic() + timeout
     for _ in range(MAX_REDIRECTS + 1):
-        status, location, body = _get(url, max_bytes, deadline, allow_private)
+        status, location, body = _get(url, max_bytes, deadline, allow_private, cafile)
         if status in REDIRECTS and location:
             url = urljoin(url, location)
             continue
@@ -35,7 +38,9 @@ def fetch_image(url: str, *, max_bytes: int, timeout: float, allow_private: bool
     raise bad_request("BadRequestImageUrl", f"the image URL redirects more than {MAX_REDIRECTS} times")
 
 
-def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tuple[int, str, bytes]:
+def _get(
+    url: str, max_bytes: int, deadline: float, allow_private: bool, cafile: str | None = None
+) -> tuple[int, str, bytes]:
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
@@ -45,7 +50,7 @@ def _get(url: str, max_bytes: int, deadline: float, allow_private: bool) -> tupl
         raise bad_request("BadRequestImageUrl", "the image URL must be an absolute http:// or https:// URL")
     addresses = _checked_addresses(host, port, allow_private)
     try:
-        conn = _connect(parts.scheme, host, port, addresses, deadline)
+        conn = _connect(parts.scheme, host, port, addresses, deadline, cafile)
         sock = conn.sock  # http.client drops conn.sock once a closing response arrives; the body still reads
         try:
             path = parts.path or "/"
@@ -99,10 +104,12 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-def _connect(scheme: str, host: str, port: int, addresses: list[str], deadline: float) -> http.client.HTTPConnection:
+def _connect(
+    scheme: str, host: str, port: int, addresses: list[str], deadline: float, cafile: str | None = None
+) -> http.client.HTTPConnection:
     sock = _open_socket(addresses, port, deadline)
     if scheme == "https":
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=cafile)
         sock = context.wrap_socket(sock, server_hostname=host)
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, context=context)
     else:

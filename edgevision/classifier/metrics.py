@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -35,6 +37,13 @@ class ServiceMetrics:
         self.model_info = Gauge(
             f"{prefix}_model_info", "The default model (value 1).", ["model_id", "tags"], registry=self.registry
         )
+
+    def set_model(self, model_id: str, tags: int, previous_id: str | None = None, previous_tags: int = 0) -> None:
+        """The default model's info series; the replaced model's series goes (a twin swapped the model)."""
+        if previous_id is not None:
+            with contextlib.suppress(KeyError):
+                self.model_info.remove(previous_id, str(previous_tags))
+        self.model_info.labels(model_id, str(tags)).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -45,6 +45,13 @@ class ModelRegistry:
                 self._cache[name] = cached
             return cached[1]
 
+    def swap(self, model: ImageModel) -> ImageModel:
+        """Serve `model` by default from the next request on; returns the model it replaces. Requests already
+        scoring keep the reference they took, so none fails or mixes two models."""
+        with self._lock:
+            previous, self.default = self.default, model
+        return previous
+
     def loaded(self) -> dict[str, str]:
         """Published name -> model id of the iterations loaded so far."""
         with self._lock:

@@ -7,9 +7,11 @@ import signal
 import sys
 
 from edgevision.classifier import bodies
-from edgevision.classifier.app import FORM_OVERHEAD, create_app
+from edgevision.classifier.app import FORM_OVERHEAD, ClassifierService, create_app
 from edgevision.classifier.settings import ClassifierSettings
+from edgevision.classifier.updates import ModelUpdater
 from edgevision.errors import EdgeVisionError
+from edgevision.hub import connect
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,9 @@ def serve(settings: ClassifierSettings) -> None:
     _tune_malloc_for_loading()
     app = create_app(settings)
     _tune_malloc_for_serving()
-    model = app.extensions["edgevision.classifier"].models.default
+    service = app.extensions["edgevision.classifier"]
+    updater = _start_model_updates(service, settings)
+    model = service.models.default
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # container stop: leave cleanly
     # "Task queue depth is N" on every busy moment: /metrics' request_seconds shows overload better.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -58,6 +62,21 @@ def serve(settings: ClassifierSettings) -> None:
         server.run()
     finally:
         server.close()
+        if updater is not None:
+            updater.close()
+
+
+def _start_model_updates(service: ClassifierService, settings: ClassifierSettings) -> ModelUpdater | None:
+    """Under IoT Edge, follow the twin's `modelUrl` + `modelSha256` (docs/scoring-service.md)."""
+    hub = connect("image-classifier-service")
+    if not hub.is_edge:
+        return None
+    updater = ModelUpdater(settings, service.models, hub)
+    updater.on_swap = lambda new, old: service.metrics.set_model(
+        new.model_id, len(new.labels), old.model_id, len(old.labels)
+    )
+    updater.start()
+    return updater
 
 
 # glibc malloc options (mallopt(3)); setting a threshold also stops glibc from adjusting it by itself.

@@ -62,6 +62,27 @@ class ClassifierSettings(Settings):
         False,
         description="Let `/url` fetch loopback, private, link-local and reserved addresses (off: SSRF guard).",
     )
+    model_update_dir: Path | None = Field(
+        None,
+        description="Writable folder for models received by twin (`modelUrl` + `modelSha256`): the current and"
+        " the previous one are kept there, so a restart serves the update. Unset: twin model updates are refused"
+        " (and reported).",
+    )
+    models_root: Path = Field(
+        Path("/models"),
+        description="A `modelUrl` that is a path must lie inside this folder (the models volume).",
+    )
+    model_max_bytes: int = Field(
+        256 * MB, ge=1, description="Largest model (`.onnx`, or a Custom Vision export `.zip`) a twin may send, bytes."
+    )
+    model_download_timeout: float = Field(
+        300.0, gt=0, le=3600, description="Seconds allowed to download a twin's `modelUrl`."
+    )
+    model_ca_file: Path | None = Field(
+        None,
+        description="CA certificates (PEM) to verify an https `modelUrl` with, instead of the system's (a private"
+        " update server).",
+    )
 
 
 def settings_markdown() -> str:
