@@ -375,8 +375,9 @@ class Uploader:
 
     def _failed(self, exc: UploadError) -> None:
         self._failures += 1
-        changed = (exc.state, str(exc)) != (self.status.state, self.status.error)
-        if changed:  # once per change of state, however long the outage
+        # Once per change of state, however long the outage: the error text of one outage varies (aborted,
+        # then refused), its state does not.
+        if exc.state != self.status.state:
             log.warning("uploads failing: %s (retrying with backoff up to %g s)", exc, self._backoff.maximum)
         self.status = UploadStatus(exc.state, str(exc))
 
