@@ -9,6 +9,7 @@ of /blobroot) and execs `azurite-blob` with them. scripts/setup.sh installs Azur
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -74,6 +75,7 @@ def list_blobs(connection: str) -> list[dict[str, Any]]:
     """Every blob of every container: name (`container/blob`), size and metadata, sorted by name."""
     from azure.storage.blob import BlobServiceClient
 
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     service = BlobServiceClient.from_connection_string(connection, api_version="2019-07-07", retry_total=1)
     blobs = []
     for container in service.list_containers():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -87,8 +88,10 @@ def handle(args: argparse.Namespace) -> int:
     print(f"  upstream log: {(out / 'upstream.jsonl').resolve()}")
     for name in ("captures", "display"):
         if (out / name).is_dir():
-            print(
-                f"  {name}: {(out / name).resolve()} ({sum(1 for p in (out / name).rglob('*') if p.is_file())} files)"
-            )
+            files = sum(1 for p in (out / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+            print(f"  {name}: {(out / name).resolve()} ({files} files)")  # hidden: the upload journal
+    if (out / "blobs.json").is_file():
+        blobs = json.loads((out / "blobs.json").read_text(encoding="utf-8"))
+        print(f"  blobs: {(out / 'blobs.json').resolve()} ({len(blobs)} blobs in the local blob module)")
     print(f"  logs: {(out / 'logs').resolve()}")
     return code

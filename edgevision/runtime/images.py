@@ -43,6 +43,8 @@ def _edgevision(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "edgevision", *args)
 
 
+BLOB_STORAGE = "AzureBlobStorage"
+
 # Module folder name -> entry point. The scorer and the camera's viewer listen on ports (80 and 5012 in
 # their containers); locally they get free ports and the other modules' URLs are rewritten to them.
 BUILTIN_IMAGES: dict[str, LocalImage] = {
@@ -53,6 +55,10 @@ BUILTIN_IMAGES: dict[str, LocalImage] = {
         "ImageClassifierService", _edgevision("serve"), (Listener("HOST", "PORT", 80),)
     ),
     "sensehatdisplay": LocalImage("SenseHatDisplay", _edgevision("display")),
+    # Azure Blob Storage on IoT Edge (`mcr.microsoft.com/azure-blob-storage`) is Azurite locally, on port 11002.
+    "azureblobstorage": LocalImage(
+        BLOB_STORAGE, (sys.executable, "-m", "edgevision.runtime.azurite"), (Listener("BLOB_HOST", "BLOB_PORT", 11002),)
+    ),
 }
 
 _TEMPLATE_IMAGE = re.compile(r"\$\{MODULES\.([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+)*)\}")

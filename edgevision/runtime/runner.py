@@ -23,6 +23,7 @@ from edgevision.files import write_atomic
 from edgevision.runtime import certs, manifest
 from edgevision.runtime.broker import ModuleBroker, find_mosquitto, free_addresses
 from edgevision.runtime.console import Console
+from edgevision.runtime.images import BLOB_STORAGE
 from edgevision.runtime.manifest import Deployment, ModuleSpec
 from edgevision.runtime.modules import STABLE_AFTER, ModuleProcess, ModuleStartError, RestartPolicy
 from edgevision.runtime.router import Router, UpstreamLog
@@ -134,6 +135,7 @@ class Runtime:
         try:
             (self.out / "logs").mkdir(parents=True, exist_ok=True)
             (self.out / "upstream.jsonl").unlink(missing_ok=True)
+            (self.out / "blobs.json").unlink(missing_ok=True)
         except OSError as exc:
             raise RunError(f"cannot use {self.out} as the run folder: {exc.strerror or exc}") from None
         # Unix socket paths must stay short (108 bytes): the socket and broker state live in a temp folder.
@@ -216,6 +218,8 @@ class Runtime:
         for spec in deployment.modules.values():
             env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
             env.update(self._local_values(spec, deployment))
+            if spec.binds:  # where each mount is locally, for entry points that take a folder, not an env value
+                env["EDGEVISION_MOUNTS"] = json.dumps({c: str(self._bind_folder(s)) for s, c in spec.binds})
             for listener in spec.local.listeners:
                 env[listener.host_env] = "127.0.0.1"
                 env[listener.port_env] = str(self.ports[spec.name][listener.port_env])
@@ -251,12 +255,15 @@ class Runtime:
                 value = pattern.sub(replacement, value)
             for source, container in spec.binds:
                 if value == container or value.startswith(container.rstrip("/") + "/"):
-                    # A host path is what Docker mounts; a named volume becomes a folder of the run.
-                    local = Path(source) if source.startswith("/") else self.out / source
-                    local.mkdir(parents=True, exist_ok=True)
-                    value = str(local) + value[len(container.rstrip("/")) :]
+                    value = str(self._bind_folder(source)) + value[len(container.rstrip("/")) :]
             env[key] = value
         return env
+
+    def _bind_folder(self, source: str) -> Path:
+        """A host path is what Docker mounts; a named volume becomes a folder of the run."""
+        local = Path(source) if source.startswith("/") else self.out / source
+        local.mkdir(parents=True, exist_ok=True)
+        return local
 
     # -- supervising --------------------------------------------------------------------------------------
 
@@ -401,6 +408,8 @@ class Runtime:
         for spec in reversed(order):
             module = self.modules.get(spec.name)
             if module is not None and module.status == "running":
+                if spec.local.name == BLOB_STORAGE:  # after every module that writes blobs, before the store
+                    self._write_blobs(module)
                 self.console.line("runtime", f"stopping {spec.name}")
                 module.stop(self.options.stop_timeout)
         if self.modules:
@@ -414,6 +423,21 @@ class Runtime:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._summary()
+
+    def _write_blobs(self, module: ModuleProcess) -> None:
+        """`<out>/blobs.json`: every blob of the local blob module (name, size, metadata), as the run left them."""
+        from edgevision.runtime.azurite import connection_string, list_blobs
+
+        account = module.env.get("LOCAL_STORAGE_ACCOUNT_NAME", "")
+        key = module.env.get("LOCAL_STORAGE_ACCOUNT_KEY", "")
+        endpoint = f"http://127.0.0.1:{module.env.get('BLOB_PORT', '')}"
+        try:
+            blobs = list_blobs(connection_string(account, key, endpoint))
+        except Exception as exc:  # the store may have failed; the run's other results still count
+            self.console.line("runtime", f"cannot list the blobs of {module.name}: {str(exc).splitlines()[0]}")
+            return
+        write_atomic(self.out / "blobs.json", json.dumps(blobs, indent=1, ensure_ascii=False))
+        self.console.line("runtime", f"blobs in {module.name}: {len(blobs)} -> {self.out / 'blobs.json'}")
 
     def _summary(self) -> None:
         if self.router is None:

@@ -40,8 +40,18 @@ def parse_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+# Azure Blob Storage on IoT Edge: Microsoft's image, not one of ours (the local runtime runs Azurite for it).
+BLOB_MODULE = "azureblobstorageoniotedge"
+BLOB_IMAGE = "mcr.microsoft.com/azure-blob-storage"
+
+
 def agent_modules(manifest: dict) -> dict[str, dict]:
     return manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
+
+
+def custom_modules(manifest: dict) -> dict[str, dict]:
+    """The modules built from this repository (not the blob module, which is Microsoft's image)."""
+    return {name: m for name, m in agent_modules(manifest).items() if not m["settings"]["image"].startswith(BLOB_IMAGE)}
 
 
 def routes(manifest: dict) -> dict[str, str]:

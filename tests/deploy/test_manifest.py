@@ -13,10 +13,13 @@ import pytest
 from edgevision.contracts import CameraResult
 from tests.conftest import ROOT
 from tests.deploy.conftest import (
+    BLOB_IMAGE,
+    BLOB_MODULE,
     MODULE_FOLDERS,
     PLATFORMS,
     TEMPLATES,
     agent_modules,
+    custom_modules,
     desired,
     load_json,
     module_code,
@@ -83,11 +86,13 @@ def test_iotedgedev_expands_each_platform_into_a_valid_manifest(expanded, name, 
     assert not leftovers, f"placeholders left unexpanded (missing from .env.template?): {leftovers}"
     suffix = f"-{platform}.debug" if "debug" in name else f"-{platform}"
     env = parse_dotenv(ROOT / ".env.template")
-    for module_name, module in agent_modules(manifest).items():
+    for module in agent_modules(manifest).values():
+        assert isinstance(module["settings"]["createOptions"], str)  # what edgeAgent expects
+    for module_name, module in custom_modules(manifest).items():
         image = module["settings"]["image"]
         assert image.startswith(env["CONTAINER_REGISTRY_ADDRESS"] + "/"), (module_name, image)
         assert image.endswith(suffix), (module_name, image)
-        assert isinstance(module["settings"]["createOptions"], str)  # what edgeAgent expects
+    assert agent_modules(manifest)[BLOB_MODULE]["settings"]["image"].startswith(BLOB_IMAGE + ":")
 
 
 def test_iotedgedev_fails_on_create_options_that_are_not_json(tmp_path):
@@ -112,12 +117,14 @@ def test_templates_use_current_runtime_and_every_module_folder():
             "password": "$CONTAINER_REGISTRY_PASSWORD",
             "address": "$CONTAINER_REGISTRY_ADDRESS",
         }
-        modules = agent_modules(manifest)
+        modules = custom_modules(manifest)
         assert set(modules) == {"camera-capture", "image-classifier-service", "sensehat-display"}
+        assert set(agent_modules(manifest)) == {*modules, BLOB_MODULE}
         assert sorted(folder_of(m) for m in modules.values()) == sorted(MODULE_FOLDERS)
         for module_name, module in modules.items():
             image = module["settings"]["image"]
             assert image.endswith(".debug}") == ("debug" in name), (name, module_name, image)
+        for module in agent_modules(manifest).values():
             assert isinstance(module["settings"]["createOptions"], dict), "createOptions must be a JSON object"
 
 
@@ -196,7 +203,7 @@ def test_the_module_accepts_its_env_and_desired_properties(expanded, name, folde
     live setting of that module, with a value it accepts."""
     code = module_code(folder)
     manifest = expanded[(name, "arm32v7")]
-    module_name = next(n for n, m in agent_modules(template(name)).items() if folder_of(m) == folder)
+    module_name = next(n for n, m in custom_modules(template(name)).items() if folder_of(m) == folder)
     module = agent_modules(manifest)[module_name]
     environ = {k: str(v["value"]) for k, v in module.get("env", {}).items()}
     environ.update(image_env(folder))
@@ -274,8 +281,8 @@ def test_the_camera_reaches_the_scorer_by_its_module_name():
 
 
 def test_debug_template_needs_no_devices_and_opens_debug_ports():
-    base = agent_modules(template())
-    debug = agent_modules(template("deployment.debug.template.json"))
+    base = custom_modules(template())
+    debug = custom_modules(template("deployment.debug.template.json"))
     host_ports = set()
     for name in base:
         options = create_options(debug[name])
@@ -299,4 +306,50 @@ def test_the_local_runtime_accepts_the_templates(name):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: 3 modules" in result.stdout
+    assert "OK: 4 modules" in result.stdout
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_blob_module_is_on_the_edge_network_only_and_forwards_the_captures(name):
+    """Azure Blob Storage on IoT Edge: a lowercase module name (the camera reaches it by that host name), its
+    data on a volume at /blobroot, port 11002 exposed on the edge network and published on no host port, and
+    desired properties that upload the camera's container to the cloud and free the device."""
+    manifest = template(name)
+    names = [n for n, m in agent_modules(manifest).items() if m["settings"]["image"].startswith(BLOB_IMAGE + ":")]
+    assert names == [BLOB_MODULE] and BLOB_MODULE.islower()  # blob module names must be lowercase
+    module = agent_modules(manifest)[BLOB_MODULE]
+    options = create_options(module)
+    assert options["ExposedPorts"] == {"11002/tcp": {}}
+    assert "PortBindings" not in options["HostConfig"], "the blob module is for the edge network only"
+    assert any(bind.split(":")[1] == "/blobroot" for bind in options["HostConfig"]["Binds"])
+    assert set(module["env"]) == {"LOCAL_STORAGE_ACCOUNT_NAME", "LOCAL_STORAGE_ACCOUNT_KEY"}
+
+    twin = desired(manifest, BLOB_MODULE)
+    upload = twin["deviceToCloudUploadProperties"]
+    assert upload["uploadOn"] is True and upload["uploadOrder"] in ("OldestFirst", "NewestFirst")
+    assert isinstance(upload["deleteAfterUpload"], bool) and upload["cloudStorageConnectionString"]
+    auto_delete = twin["deviceAutoDeleteProperties"]
+    assert auto_delete["deleteOn"] is True and isinstance(auto_delete["deleteAfterMinutes"], int)
+    assert auto_delete["retainWhileUploading"] is True
+
+    camera = agent_modules(manifest)["camera-capture"]
+    connection = camera["env"]["BLOB_CONNECTION_STRING"]["value"]
+    parts = dict(part.split("=", 1) for part in connection.split(";"))
+    account = module["env"]["LOCAL_STORAGE_ACCOUNT_NAME"]["value"]
+    assert parts["BlobEndpoint"] == f"http://{BLOB_MODULE}:11002/{account}"
+    assert parts["AccountName"] == account
+    assert parts["AccountKey"] == module["env"]["LOCAL_STORAGE_ACCOUNT_KEY"]["value"]
+    container = module_code("CameraCapture").settings.model_fields["blob_container"].default
+    assert "BLOB_CONTAINER" not in camera["env"]
+    assert set(upload["storageContainersForUpload"]) == {container}, "the module must forward what the camera writes"
+    startup = {n: m["startupOrder"] for n, m in agent_modules(manifest).items()}
+    assert startup[BLOB_MODULE] < startup["camera-capture"]
+
+
+def test_the_shipped_blob_settings_are_ones_the_module_accepts():
+    """.env.template's account: a valid storage account name and a base64 key of 64 bytes."""
+    import base64
+
+    env = parse_dotenv(ROOT / ".env.template")
+    assert re.fullmatch(r"[a-z0-9]{3,24}", env["BLOB_ACCOUNT_NAME"])
+    assert len(base64.b64decode(env["BLOB_ACCOUNT_KEY"], validate=True)) == 64

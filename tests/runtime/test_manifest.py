@@ -242,8 +242,14 @@ def test_image_table() -> None:
 
 def test_demo_manifest_is_valid() -> None:
     deployment = manifest.load(DEMO_MANIFEST, {"DEMO_CLIP": "/tmp/clip.avi"})
-    assert set(deployment.modules) == {"camera-capture", "image-classifier-service", "sensehat-display"}
+    assert set(deployment.modules) == {
+        "azureblobstorageoniotedge",
+        "camera-capture",
+        "image-classifier-service",
+        "sensehat-display",
+    }
     assert deployment.modules["camera-capture"].restart_policy == "on-failure"
+    assert deployment.modules["azureblobstorageoniotedge"].local.name == "AzureBlobStorage"  # Azurite locally
 
 
 @pytest.mark.parametrize("name", ["deployment.template.json", "deployment.debug.template.json"])
@@ -252,9 +258,15 @@ def test_project_deployment_templates_load(name: str) -> None:
     if not (template.is_file() and settings.is_file()):
         pytest.skip(f"{name} or .env.template is not in the repository")
     deployment = manifest.load(template, manifest.read_env_file(settings))
-    assert set(deployment.modules) == {"camera-capture", "image-classifier-service", "sensehat-display"}
+    assert set(deployment.modules) == {
+        "azureblobstorageoniotedge",
+        "camera-capture",
+        "image-classifier-service",
+        "sensehat-display",
+    }
     assert {r.name for r in deployment.routes} == {"cameraToDisplay", "cameraToUpstream", "capturesToUpstream"}
     assert {m.local.name for m in deployment.modules.values()} == {
+        "AzureBlobStorage",
         "CameraCapture",
         "ImageClassifierService",
         "SenseHatDisplay",

@@ -58,6 +58,16 @@ def test_demo_runs_the_three_modules_and_ends_by_itself(mosquitto, tmp_path: Pat
     twins = json.loads((out / "twins" / "camera-capture.json").read_text())
     assert twins["reported"]["stats"]["captures"] == len(sidecars)
 
+    # Every kept frame and its sidecar went to the local blob module (Azurite), named device/date/capture.
+    assert f"blobs: {out.resolve() / 'blobs.json'}" in result.stdout
+    blobs = {b["name"]: b for b in json.loads((out / "blobs.json").read_text())}
+    files = [p for p in (out / "captures").rglob("*") if p.suffix in (".jpg", ".json")]
+    kept = sorted(p.relative_to(out / "captures").as_posix() for p in files)
+    assert sorted(blobs) == [f"captures/edgevision-local/{name}" for name in kept]
+    jpegs = [b for name, b in blobs.items() if name.endswith(".jpg")]
+    assert {b["metadata"]["matchedTag"] for b in jpegs} == CAPTURE_TAGS
+    assert twins["reported"]["stats"]["uploadUploaded"] == len(sidecars) == len(jpegs)
+
     state = json.loads((out / "runtime.json").read_text())["modules"]
     assert state["camera-capture"]["exitCode"] == 0 and state["camera-capture"]["restarts"] == 0
     assert all(m["restarts"] == 0 for m in state.values())
