@@ -263,3 +263,33 @@ def test_the_journal_survives_kill_9(tmp_path: Path) -> None:
     assert entry.captured_at == datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(0)
     assert (tmp_path / JOURNAL_NAME).exists()
     journal.close()
+
+
+def test_a_capture_uploaded_just_before_a_kill_is_not_written_again(
+    scoring_service: ScoringService, slideshow: Slideshow, azurite: Azurite, tmp_path: Path
+) -> None:
+    """The worst kill: both blobs reached the store but the journal was not marked. The next start sends the
+    capture again; the store refuses the write (If-None-Match), the blob is left as it was, the journal settles."""
+    captures = tmp_path / "captures"
+    azurite.kill()  # first run: everything stays queued
+    settings = settings_for(scoring_service.url, slideshow, **uploading(azurite, captures, upload_drain=0))
+    assert CaptureModule(settings, RecordingHub()).run() == 0
+    azurite.start()
+    store = CaptureStore(captures)
+    first = store.captures()[0]
+    relative = first.jpeg.relative_to(captures).as_posix()
+    target = BlobTarget(azurite.connection_string, "captures", 10)
+    jpeg, sidecar = first.jpeg.read_bytes(), first.sidecar.read_bytes()
+    metadata = blob_metadata(sidecar, jpeg)
+    for name, data in zip(blob_names(PREFIX, relative), (jpeg, sidecar), strict=True):
+        target.put(name, data, metadata, "application/octet-stream")  # what the killed uploader got through
+    before = {b: target.container.get_blob_client(b).get_blob_properties().etag for b in blob_names(PREFIX, relative)}
+
+    later = settings.model_copy(update={"capture_tags": ["no-such-tag"], "upload_drain": 30.0})
+    hub = RecordingHub()
+    assert CaptureModule(later, hub).run() == 0
+    assert in_store(azurite) == on_disk(captures)
+    after = {b: target.container.get_blob_client(b).get_blob_properties().etag for b in blob_names(PREFIX, relative)}
+    assert after == before  # refused, not rewritten
+    assert hub.reported["stats"]["uploadQueued"] == 0
+    assert hub.reported["stats"]["uploadUploaded"] == len(store)
