@@ -40,6 +40,7 @@ logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every reque
 API_VERSION = "2019-07-07"
 METADATA_LIMIT = 7 * 1024  # the service allows 8 KiB of metadata per blob
 IDLE_WAIT = 1.0
+STOP_WAIT = 3.0  # seconds an upload in flight gets to finish at exit
 
 
 class UploadError(EdgeVisionError):
@@ -206,7 +207,8 @@ class Uploader:
         self.status = UploadStatus()
         self.journal: UploadJournal | None = None
         self._root: Path | None = None
-        self._lock = threading.Lock()  # held while a capture uploads: the journal is not swapped under it
+        self._lock = threading.Lock()  # guards journal/_root; never held over the network (the loop may wait on it)
+        self._retired: list[UploadJournal] = []  # swapped out while an upload may use them: closed between uploads
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._backoff = Backoff(settings().max_backoff)
@@ -230,11 +232,11 @@ class Uploader:
         """Use `store`'s journal (None: no uploads); journal every capture on disk it does not know yet."""
         with self._lock:
             if store is None or not self.enabled:
-                self._close_journal()
+                self._retire_journal()
                 self.status = UploadStatus("off", "")
                 return
             if self._root != store.root:
-                self._close_journal()
+                self._retire_journal()
                 try:
                     self.journal = UploadJournal(store.root)
                 except JournalError as exc:
@@ -301,10 +303,17 @@ class Uploader:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(self._settings().upload_timeout + 5)
+            self._thread.join(STOP_WAIT)
         with self._lock:
             self.counts()
-            self._close_journal()
+        if self._thread.is_alive():
+            # A hung upload is abandoned, not waited for: the journal still lists its capture (committed
+            # changes are durable without close), and the next start sends it again, refused if it got through.
+            log.info("stopping with an upload in flight: it is retried at the next start")
+            return
+        with self._lock:
+            self._retire_journal()
+        self._close_retired()
 
     # -- the thread ------------------------------------------------------------------------------------
 
@@ -322,28 +331,28 @@ class Uploader:
         """Upload the next capture; returns how long to wait before the next step."""
         settings = self._settings()
         self._backoff.maximum = settings.max_backoff
+        self._close_retired()
         with self._lock:
-            journal = self.journal
-            if journal is None or settings.blob_connection_string is None:
-                return IDLE_WAIT
-            entry = journal.next()
-            if entry is None:
-                return IDLE_WAIT
-            wait = self._throttle.delay(settings.upload_max_bytes_per_second)
-            if wait:
-                return min(wait, IDLE_WAIT)  # re-read the rate and the queue at least every second
-            assert self._root is not None
-            try:
-                size = self._upload(self._root, entry.path, settings)
-            except UploadError as exc:
-                journal.failed(entry.path if exc.capture_fault else None)
-                self._failed(exc)
-                return self._backoff.next()
-            except FileNotFoundError:  # deleted by hand since it was journaled
-                journal.forget([entry.path])
-                log.warning("capture %s vanished before its upload", entry.path)
-                return 0.0
-            journal.uploaded(entry.path, size)
+            journal, root = self.journal, self._root
+        if journal is None or root is None or settings.blob_connection_string is None:
+            return IDLE_WAIT
+        entry = journal.next()
+        if entry is None:
+            return IDLE_WAIT
+        wait = self._throttle.delay(settings.upload_max_bytes_per_second)
+        if wait:
+            return min(wait, IDLE_WAIT)  # re-read the rate and the queue at least every second
+        try:
+            size = self._upload(root, entry.path, settings)
+        except UploadError as exc:
+            journal.failed(entry.path if exc.capture_fault else None)
+            self._failed(exc)
+            return self._backoff.next()
+        except FileNotFoundError:  # deleted by hand since it was journaled
+            journal.forget([entry.path])
+            log.warning("capture %s vanished before its upload", entry.path)
+            return 0.0
+        journal.uploaded(entry.path, size)
         self._succeeded()
         self._backoff.reset()
         return 0.0
@@ -395,10 +404,18 @@ class Uploader:
         elif self._wake.wait(seconds):
             self._wake.clear()
 
-    def _close_journal(self) -> None:
+    def _retire_journal(self) -> None:
+        """Caller holds the lock. The uploader may be using the journal right now: it is closed later."""
         if self.journal is not None:
-            self.journal.close()
+            self._retired.append(self.journal)
         self.journal, self._root = None, None
+
+    def _close_retired(self) -> None:
+        """Uploader thread between uploads (or after it stopped): no upload uses a retired journal then."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for journal in retired:
+            journal.close()
 
     @staticmethod
     def _relative(store: CaptureStore, capture: Capture) -> str:

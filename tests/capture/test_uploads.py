@@ -43,10 +43,10 @@ def in_store(azurite: Azurite) -> dict[str, str]:
     return {blob["name"]: hashlib.sha256(azurite.download(blob["name"])).hexdigest() for blob in azurite.blobs()}
 
 
-def uploading(azurite: Azurite, captures: Path, **values: object) -> dict[str, object]:
+def uploading(connection: str, captures: Path, **values: object) -> dict[str, object]:
     return {
         "capture_dir": captures,
-        "blob_connection_string": azurite.connection_string,
+        "blob_connection_string": connection,
         "blob_prefix": PREFIX,
         "capture_tags": "zebra",
         "capture_cooldown": 0,
@@ -105,7 +105,7 @@ def test_a_capture_run_uploads_every_kept_frame_once(
         video_path=slideshow,
         loop_video="false",
         image_processing_endpoint=f"{scoring_service.url}/image",
-        **uploading(azurite, captures),
+        **uploading(azurite.connection_string, captures),
     )
     assert module.wait(90) == 0, module.log
     expected = on_disk(captures)
@@ -134,7 +134,7 @@ def test_a_store_outage_and_a_killed_camera_still_end_with_every_frame_uploaded_
         "show_video": "true",  # its /api/status shows the upload counters
         "viewer_port": viewer,
         "frame_rate": 20,
-        **uploading(azurite, captures),
+        **uploading(azurite.connection_string, captures),
     }
     first = start_module(loop_video="true", **env)
 
@@ -177,7 +177,7 @@ def test_the_hard_limit_deletes_unuploaded_frames_only_past_it_and_says_so(
     settings = settings_for(
         scoring_service.url,
         slideshow,
-        **uploading(azurite, captures, capture_max_mb=0.01, capture_hard_max_mb=0.25, upload_drain=0),
+        **uploading(azurite.connection_string, captures, capture_max_mb=0.01, capture_hard_max_mb=0.25, upload_drain=0),
     )
     module = CaptureModule(settings, hub)
     assert module.run() == 0
@@ -210,7 +210,7 @@ def test_a_wrong_key_is_logged_once_and_never_stops_the_camera(
 ) -> None:
     wrong = azurite.connection_string.replace("AccountKey=dGVz", "AccountKey=d3Jv")
     hub = RecordingHub()
-    values = uploading(azurite, tmp_path / "captures", blob_connection_string=wrong, upload_drain=0)
+    values = uploading(wrong, tmp_path / "captures", upload_drain=0)
     with caplog.at_level(logging.INFO, logger="edgevision.capture"):
         module = CaptureModule(settings_for(scoring_service.url, slideshow, **values), hub)
         assert module.run() == 0
@@ -272,7 +272,8 @@ def test_a_capture_uploaded_just_before_a_kill_is_not_written_again(
     capture again; the store refuses the write (If-None-Match), the blob is left as it was, the journal settles."""
     captures = tmp_path / "captures"
     azurite.kill()  # first run: everything stays queued
-    settings = settings_for(scoring_service.url, slideshow, **uploading(azurite, captures, upload_drain=0))
+    values = uploading(azurite.connection_string, captures, upload_drain=0)
+    settings = settings_for(scoring_service.url, slideshow, **values)
     assert CaptureModule(settings, RecordingHub()).run() == 0
     azurite.start()
     store = CaptureStore(captures)
@@ -293,3 +294,30 @@ def test_a_capture_uploaded_just_before_a_kill_is_not_written_again(
     assert after == before  # refused, not rewritten
     assert hub.reported["stats"]["uploadQueued"] == 0
     assert hub.reported["stats"]["uploadUploaded"] == len(store)
+
+
+def test_a_stalled_blob_store_never_holds_up_the_frame_loop(
+    scoring_service: ScoringService, slideshow: Slideshow, tmp_path: Path
+) -> None:
+    """A store that accepts the connection and never answers (a hung module, a half-dead link): the first
+    upload hangs for UPLOAD_TIMEOUT while every frame is scored, sent and kept."""
+    import socket
+
+    from edgevision.runtime.azurite import connection_string
+    from tests.conftest import BLOB_ACCOUNT, BLOB_KEY
+
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
+        endpoint = f"http://127.0.0.1:{stalled.getsockname()[1]}"
+        connection = connection_string(BLOB_ACCOUNT, BLOB_KEY, endpoint)
+        values = uploading(connection, tmp_path / "captures", upload_timeout=60, upload_drain=0)
+        hub = RecordingHub()
+        module = CaptureModule(settings_for(scoring_service.url, slideshow, **values), hub)
+        seen: list[str] = []
+        hub.on_send = lambda _: seen.append(module.uploader.status.state)
+        assert module.run() == 0
+    assert module.counters.frames == slideshow.frame_count
+    assert module.keeper.counters.captures == 6
+    assert seen and set(seen) == {"starting"}  # every message went out while the first upload still hung
+    assert hub.reported["stats"]["uploadQueued"] == 6
