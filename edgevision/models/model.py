@@ -101,13 +101,28 @@ class Preprocessing:
             image = _center_crop(image, self.input_width, self.input_height)
         if image.size != (self.input_width, self.input_height):
             image = image.resize((self.input_width, self.input_height), Image.BILINEAR)
-        pixels = np.asarray(image, dtype=np.float32)
-        if self.scale_to_unit:
-            pixels = pixels / 255.0
-        pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return self.normalize(np.asarray(image, dtype=np.uint8))
+
+    def normalize(self, rgb: np.ndarray) -> np.ndarray:
+        """HWC uint8 RGB -> float32 CHW in the model's channel order, range, mean and std, in two passes
+        (scale into a new array, then add in place) instead of one per operation."""
+        scale, offset = self._affine
+        chw = rgb.transpose(2, 0, 1)  # a view: no copy
         if self.bgr:
-            pixels = pixels[:, :, ::-1]
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+            chw = chw[::-1]
+        pixels = np.multiply(chw, scale, dtype=np.float32, order="C")
+        pixels += offset
+        return pixels
+
+    @property
+    def _affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(value / unit - mean) / std as value * scale + offset, per channel, in the model's channel order."""
+        unit = 255.0 if self.scale_to_unit else 1.0
+        mean, std = np.asarray(self.mean, np.float64), np.asarray(self.std, np.float64)
+        scale, offset = 1.0 / (unit * std), -mean / std
+        if self.bgr:  # mean and std are given per RGB channel, as the pixels are before the swap
+            scale, offset = scale[::-1], offset[::-1]
+        return scale.astype(np.float32)[:, None, None], offset.astype(np.float32)[:, None, None]
 
     def _shorter_side_then_crop(self, image: Image.Image) -> Image.Image:
         """Resize the shorter side to the target, then centre-crop to the input size, in one resampling of
