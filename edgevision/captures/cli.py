@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     captures.set_defaults(func=lambda args: _usage(captures))
     commands = captures.add_subparsers(dest="captures_command", metavar="ACTION")
     _register_export(commands)
+    _register_report(commands)
     _register_validate(commands)
 
 
@@ -53,6 +54,30 @@ def _register_export(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(func=run_export)
 
 
+def _register_report(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report",
+        help="the interactions report: report.html with PNG plots and the counts as CSV",
+        description="Kept frames per tag per hour of day and per day, tags in the same frame, interaction events"
+        " (an animal frame and a partner frame within --window-seconds on one device), per device, the top time"
+        " windows; written to OUT/report.html (self-contained) with the PNGs and CSVs beside it. SOURCE is a"
+        " capture folder or a Camtrap DP package (a folder with datapackage.json).",
+    )
+    report.add_argument("source", metavar="SOURCE", help="capture folder, or Camtrap DP package folder")
+    report.add_argument("--out", required=True, metavar="DIR", help="where report.html, PNGs and CSVs go")
+    report.add_argument(
+        "--window-seconds", type=_positive, default=30.0, metavar="N", help="interaction window, seconds (30)"
+    )
+    report.add_argument("--animal", action="append", metavar="TAG", help="the animal's tag (repeatable; deer)")
+    report.add_argument(
+        "--with", dest="partners", action="append", metavar="TAG", help="a partner's tag (repeatable; person, dog)"
+    )
+    report.add_argument("--mapping", metavar="FILE", help="JSON mapping: a package's scientific names -> tags")
+    report.add_argument("--threshold", type=_probability, default=0.5, help="a tag's minimum probability (0.5)")
+    report.add_argument("--timezone", default="UTC", metavar="NAME", help="hours and dates in this zone (UTC)")
+    report.set_defaults(func=run_report)
+
+
 def _register_validate(commands: argparse._SubParsersAction) -> None:
     validate = commands.add_parser(
         "validate",
@@ -72,6 +97,16 @@ def _probability(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be within 0..1, got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
     return value
 
 
@@ -111,6 +146,42 @@ def run_export(args: argparse.Namespace) -> int:
         f" -> {result.out}{checked}"
     )
     return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from edgevision.captures.mapping import load_mapping
+    from edgevision.captures.records import is_package, read_captures, read_package
+    from edgevision.captures.report import ReportOptions, write_report
+
+    options = ReportOptions(
+        animals=args.animal or ["deer"],
+        partners=args.partners or ["person", "dog"],
+        window=args.window_seconds,
+        zone=_zone(args.timezone),
+        zone_name=args.timezone,
+    )
+    mapping = load_mapping(args.mapping)
+    source = (
+        read_package(args.source, mapping) if is_package(args.source) else read_captures(args.source, args.threshold)
+    )
+    _print_skipped(source.skipped)
+    report = write_report(source, str(args.source), args.out, options)
+    print(
+        f"report of {report.frames} frames, {len(report.events)} interaction events"
+        f" ({len(source.skipped)} files skipped) -> {report.out / 'report.html'}"
+    )
+    return 0
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from edgevision.captures.errors import CapturesError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CapturesError(f"--timezone: unknown time zone {name!r} (e.g. UTC, Europe/Zurich)") from None
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -133,7 +133,8 @@ def is_package(source: str | Path) -> bool:
 
 def read_package(source: str | Path, mapping: Mapping) -> Frames:
     """The media of a Camtrap DP package as frames, tagged by their observations (media-level ones; a media
-    without any takes the event-level observations of its deployment whose time span holds it)."""
+    without any takes the event-level observations of its deployment whose time span holds it). An
+    observation's tag is the `tag:` of its observationTags (what this tool exports), else its mapped tag."""
     folder = Path(source).parent if Path(source).name == "datapackage.json" else Path(source)
     descriptor = _read_json(folder / "datapackage.json")
     paths = {r.get("name"): r.get("path") for r in descriptor.get("resources", []) if isinstance(r, dict)}
@@ -144,7 +145,7 @@ def read_package(source: str | Path, mapping: Mapping) -> Frames:
     events: list[tuple[str, datetime, datetime, str, float]] = []
     for number, row in enumerate(observations, start=2):
         try:
-            label = mapping.label(row.get("observationType", ""), row.get("scientificName", ""))
+            label = _tag_of(row) or mapping.label(row.get("observationType", ""), row.get("scientificName", ""))
             probability = float(row["classificationProbability"]) if row.get("classificationProbability") else 1.0
             if row.get("mediaID"):
                 tags = by_media.setdefault(row["mediaID"], {})
@@ -165,6 +166,15 @@ def read_package(source: str | Path, mapping: Mapping) -> Frames:
         frames.append(Frame(deployment, when, tags, row.get("filePath", "")))
     frames.sort(key=lambda frame: (frame.when, frame.device, frame.media))
     return Frames(frames, skipped, "camtrap-dp")
+
+
+def _tag_of(row: dict[str, str]) -> str:
+    """The edgevision tag an exported observation keeps in `observationTags` (`tag:deer | ...`), if any."""
+    for item in (row.get("observationTags") or "").split("|"):
+        key, _, value = item.strip().partition(":")
+        if key == "tag" and value.strip():
+            return value.strip()
+    return ""
 
 
 def _event_tags(events: Iterable[tuple[str, datetime, datetime, str, float]], deployment: str, when: datetime):
