@@ -259,22 +259,41 @@ def env_lines(module: Module, extra: tuple[str, ...] = ()) -> list[str]:
 SOURCE_COPY = ("COPY pyproject.toml README.md LICENSE /tmp/src/", "COPY edgevision/ /tmp/src/edgevision/")
 
 
+# The build machine's CA bundle for pip, where it needs one (scripts/images.sh copies $PIP_CERT there); the
+# wildcard lets it be absent (with LICENSE, the COPY always has a source, for the legacy builder and BuildKit
+# alike). Only the build stage sees it: the final stage copies the venv alone.
+PIP_CERT_FILE = ".images-cache/pip-cert.pem"
+CERT_LINES = (
+    "# The build machine's CA bundle for pip if it needs one (scripts/images.sh puts it there; may be absent).",
+    f"COPY LICENSE {PIP_CERT_FILE[:-1]}[{PIP_CERT_FILE[-1]}] /tmp/cert/",
+)
+CERT_ENV = "if [ -f /tmp/cert/pip-cert.pem ]; then export PIP_CERT=/tmp/cert/pip-cert.pem; fi"
+
+
 def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
     extra = module.extra_for(platform)
     debugpy = f" {DEBUGPY}" if debug else ""
     lines = [
         *header(module, platform, debug),
+        "# Two stages: pip runs in the first; the image is the base plus the venv it filled (no pip cache,",
+        "# sources or CA bundle).",
+        f"FROM {BASES[platform]} AS build",
+        "ENV PIP_DISABLE_PIP_VERSION_CHECK=1",
+        f"# Only the `{extra}` extra, at the versions pinned in constraints.txt.",
+        f"COPY modules/{module.folder}/constraints.txt /tmp/constraints.txt",
+        *SOURCE_COPY,
+        *CERT_LINES,
+        "RUN python -m venv --without-pip /opt/venv \\",
+        f"    && {CERT_ENV} \\",
+        "    && python -m pip --python /opt/venv/bin/python install --no-cache-dir -c /tmp/constraints.txt \\",
+        f'       "/tmp/src[{extra}]"{debugpy}',
+        "",
         f"FROM {BASES[platform]}",
         *label_lines(module),
         "",
-        *env_lines(module),
+        *env_lines(module, ("PATH=/opt/venv/bin:$PATH",)),
         "",
-        f"# Only the `{extra}` extra, at the versions pinned in constraints.txt; the sources are removed after.",
-        f"COPY modules/{module.folder}/constraints.txt /tmp/constraints.txt",
-        *SOURCE_COPY,
-        f'RUN pip install --no-cache-dir -c /tmp/constraints.txt "/tmp/src[{extra}]"{debugpy} \\',
-        "    && rm -rf /tmp/src /tmp/constraints.txt",
-        "",
+        "COPY --from=build /opt/venv /opt/venv",
         *user_lines(module),
         *tail_lines(module, debug, "python"),
     ]
@@ -282,29 +301,41 @@ def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
 
 
 def debian_dockerfile(module: Module, platform: str, debug: bool) -> str:
-    packages = " ".join(["python3", "python3-venv", *module.debian, *(["python3-debugpy"] if debug else [])])
+    packages = " ".join(["python3", *module.debian, *(["python3-debugpy"] if debug else [])])
+    apt = [
+        "# PyPI has no armv7 wheels for onnxruntime, numpy, Pillow or OpenCV: Debian's armhf builds stand in.",
+        "# Versions follow the pinned Debian point release plus its security updates (so no apt pins).",
+        "# hadolint ignore=DL3008",
+        "RUN apt-get update \\",
+        f"    && apt-get install -y --no-install-recommends {packages}{{venv}} \\",
+        "    && rm -rf /var/lib/apt/lists/*",
+    ]
     lines = [
         *header(module, platform, debug),
+        "# Two stages: pip runs in the first; the image is Debian's packages plus the venv it filled (no pip,",
+        "# sources or CA bundle).",
+        f"FROM {BASES[platform]} AS build",
+        "ENV PIP_DISABLE_PIP_VERSION_CHECK=1",
+        *(line.replace("{venv}", " python3-venv") for line in apt),
+        "",
+        f"# The venv sees Debian's packages; pip adds only the pure-Python rest of the `{module.extra}` extra, pinned.",
+        f"COPY modules/{module.folder}/requirements.arm32v7.txt /tmp/requirements.txt",
+        *SOURCE_COPY,
+        *CERT_LINES,
+        "RUN python3 -m venv --system-site-packages /opt/venv \\",
+        f"    && {CERT_ENV} \\",
+        "    && /opt/venv/bin/pip install --no-cache-dir --no-deps -r /tmp/requirements.txt \\",
+        "    && /opt/venv/bin/pip install --no-cache-dir --no-deps /tmp/src \\",
+        "    && /opt/venv/bin/pip uninstall -y -q pip setuptools",
+        "",
         f"FROM {BASES[platform]}",
         *label_lines(module),
         "",
         *env_lines(module, ("PATH=/opt/venv/bin:$PATH",)),
         "",
-        "# PyPI has no armv7 wheels for onnxruntime, numpy, Pillow or OpenCV: Debian's armhf builds stand in.",
-        "# Versions follow the pinned Debian point release plus its security updates (so no apt pins).",
-        "# hadolint ignore=DL3008",
-        "RUN apt-get update \\",
-        f"    && apt-get install -y --no-install-recommends {packages} \\",
-        "    && rm -rf /var/lib/apt/lists/*",
-        "",
-        f"# The venv sees Debian's packages; pip adds only the pure-Python rest of the `{module.extra}` extra, pinned.",
-        f"COPY modules/{module.folder}/requirements.arm32v7.txt /tmp/requirements.txt",
-        *SOURCE_COPY,
-        "RUN python3 -m venv --system-site-packages /opt/venv \\",
-        "    && pip install --no-cache-dir --no-deps -r /tmp/requirements.txt \\",
-        "    && pip install --no-cache-dir --no-deps /tmp/src \\",
-        f'    && python -c "import {module.imports}" \\',
-        "    && rm -rf /tmp/src /tmp/requirements.txt",
+        *(line.replace("{venv}", "") for line in apt),
+        "COPY --from=build /opt/venv /opt/venv",
+        f'RUN python -c "import {module.imports}"',
         "",
         *user_lines(module),
         *tail_lines(module, debug, "python"),
