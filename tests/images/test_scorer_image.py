@@ -1,0 +1,126 @@
+"""The scorer image, built from its Dockerfile by scripts/images.sh and run on a real Docker engine: it answers
+/image for a real photo with the same predictions as `edgevision serve`, as its non-root user, healthy."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.models import imagegen
+
+pytestmark = pytest.mark.slow
+
+
+def _docker_ready() -> str | None:
+    """None when the engine answers (started by scripts/docker.sh if needed), else why not."""
+    try:
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "docker.sh")], capture_output=True, text=True, timeout=180, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"scripts/docker.sh did not run: {exc}"
+    return None if result.returncode == 0 else f"no Docker engine: {result.stderr.strip()[-300:]}"
+
+
+@pytest.fixture(scope="module")
+def scorer_image() -> str:
+    reason = _docker_ready()
+    if reason:
+        pytest.skip(reason)
+    build = subprocess.run(
+        [str(ROOT / "scripts" / "images.sh"), "build", "amd64"], capture_output=True, text=True, timeout=1800
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    tag = subprocess.run(
+        [str(ROOT / "scripts" / "images.sh"), "tag", "ImageClassifierService", "amd64"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return tag.stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def _predictions(url: str) -> list[tuple[str, float]]:
+    request = urllib.request.Request(
+        f"{url}/image", data=imagegen.ZEBRAS[0].read_bytes(), headers={"Content-Type": "application/octet-stream"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    return [(p["tagName"], p["probability"]) for p in body["predictions"]]
+
+
+@pytest.fixture
+def container(scorer_image: str) -> Iterator[tuple[str, str]]:
+    port = _free_port()
+    name = f"edgevision-test-scorer-{os.getpid()}"
+    subprocess.run(
+        # --network host: no bridge on this engine; the health check as in the Dockerfile, only more often
+        [
+            *("docker", "run", "-d", "--rm", "--name", name, "--network", "host", "--health-interval", "2s"),
+            *("-e", "HOST=127.0.0.1", "-e", f"PORT={port}", scorer_image),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name, f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+@pytest.fixture
+def local_scorer() -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "edgevision", "serve"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_scorer_image_answers_like_edgevision_serve_as_its_user_and_healthy(container, local_scorer):
+    name, url = container
+    _wait_http(f"{url}/health")
+    _wait_http(f"{local_scorer}/health")
+    in_image, local = _predictions(url), _predictions(local_scorer)
+    assert in_image[0][0] == local[0][0] == "zebra"
+    assert [tag for tag, _ in in_image] == [tag for tag, _ in local]
+    assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(in_image, local, strict=True))
+    user = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True, check=True)
+    assert user.stdout.strip() == "10001"
+    deadline = time.monotonic() + 60
+    health = ""
+    while time.monotonic() < deadline and health != "healthy":
+        inspect = ["docker", "inspect", "-f", "{{.State.Health.Status}}", name]
+        health = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
+        time.sleep(1)
+    assert health == "healthy"
