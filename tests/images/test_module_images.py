@@ -1,5 +1,6 @@
-"""The scorer image, built from its Dockerfile by scripts/images.sh and run on a real Docker engine: it answers
-/image for a real photo with the same predictions as `edgevision serve`, as its non-root user, healthy."""
+"""The module images, built from their Dockerfiles by scripts/images.sh, on a real Docker engine: the scorer
+answers /image for a real photo like `edgevision serve`, as its non-root user, healthy; the display renders PNG
+frames into a mounted folder."""
 
 from __future__ import annotations
 
@@ -124,3 +125,26 @@ def test_the_scorer_image_answers_like_edgevision_serve_as_its_user_and_healthy(
         health = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
         time.sleep(1)
     assert health == "healthy"
+
+
+def test_the_display_image_renders_png_frames_into_a_mounted_folder_as_its_user(scorer_image, tmp_path):
+    display = scorer_image.replace("image-classifier-service", "sensehat-display")
+    out = tmp_path / "display"
+    out.mkdir()
+    out.chmod(0o777)  # the container's uid 10001 writes here
+    name = f"edgevision-test-display-{os.getpid()}"
+    run = ["docker", "run", "-d", "--rm", "--name", name, "--network", "none", "-v", f"{out}:/data/display"]
+    subprocess.run(
+        [*run, "-e", "DISPLAY_BACKEND=render", "-e", "RENDER_DIR=/data/display", display],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out / "current.png").exists():
+            time.sleep(0.5)
+        frame = out / "current.png"
+        assert frame.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert frame.stat().st_uid == 10001
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
