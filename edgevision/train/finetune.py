@@ -25,19 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from edgevision.models import decode_image
-from edgevision.train.dataset import Dataset, load_dataset
+from edgevision.train.dataset import Dataset
 from edgevision.train.errors import DatasetError, ExportError, TrainError
 from edgevision.train.export import OUTPUT_NAME, save_model_dir, stamp_metadata
-from edgevision.train.features import AUGMENTATIONS, FeatureExtractor
+from edgevision.train.features import AUGMENTATIONS
 from edgevision.train.metrics import evaluate
-from edgevision.train.project import Project
 from edgevision.train.settings import TrainSettings
 from edgevision.train.trainer import (
     TrainResult,
-    _listing_size,
     _misclassified,
     class_weights,
     fit,
+    open_training,
     progress_bar,
     stratified_folds,
     write_iteration,
@@ -83,22 +82,8 @@ def train_advanced(
     started = time.monotonic()
     deadline = started + options.budget_minutes * 60
     torch.manual_seed(settings.seed)
-    source = Path(data)
-    if not source.exists():
-        raise DatasetError(f"{source}: no such folder or CSV file")
-    project = Project.open_or_create(project_dir, multilabel=source.is_file(), name=name, create=False)
-    cache = Path(settings.cache).expanduser() if settings.cache else project.cache_dir
-    extractor = FeatureExtractor(settings.resize, cache, settings.threads)
+    project, extractor, dataset = open_training(data, project_dir, settings, name=name, show_progress=show_progress)
     views = AUGMENTATIONS[settings.augment]
-    with progress_bar("reading images", _listing_size(source), show_progress) as advance:
-        dataset = load_dataset(
-            source,
-            negative_tag=settings.negative_tag,
-            min_images=settings.min_images,
-            progress=advance,
-            known=lambda sha256: extractor.cached(sha256, views),
-        )
-    project.save()
     targets = dataset.targets()
     folds = stratified_folds(targets, 5, settings.seed)
     test, validation = folds == 0, folds == 1

@@ -118,23 +118,8 @@ def train(
 ) -> TrainResult:
     settings = settings or TrainSettings()
     started = time.monotonic()
-    source = Path(data)
-    if not source.exists():
-        raise DatasetError(f"{source}: no such folder or CSV file")
-    # The project folder is checked before any work but written only once the data passes its checks.
-    project = Project.open_or_create(project_dir, multilabel=source.is_file(), name=name, create=False)
+    project, extractor, dataset = open_training(data, project_dir, settings, name=name, show_progress=show_progress)
     views = AUGMENTATIONS[settings.augment]
-    cache = Path(settings.cache).expanduser() if settings.cache else project.cache_dir
-    extractor = FeatureExtractor(settings.resize, cache, settings.threads)
-    with progress_bar("reading images", _listing_size(source), show_progress) as advance:
-        dataset = load_dataset(
-            source,
-            negative_tag=settings.negative_tag,
-            min_images=settings.min_images,
-            progress=advance,
-            known=lambda sha256: extractor.cached(sha256, views),
-        )
-    project.save()
     with progress_bar(f"features x{len(views)} views", len(dataset.samples), show_progress) as advance:
         features = extractor.extract([s.ref for s in dataset.samples], views, progress=advance)
     targets = dataset.targets()
@@ -161,6 +146,30 @@ def train(
         verify=lambda model_dir: _verify_export(model_dir, dataset, head, features),
     )
     return TrainResult(project, iteration, metrics, dataset, time.monotonic() - started)
+
+
+def open_training(
+    data: str | Path, project_dir: str | Path, settings: TrainSettings, *, name: str | None, show_progress: bool | None
+) -> tuple[Project, FeatureExtractor, Dataset]:
+    """The project, the feature extractor and the checked dataset every kind of training starts from."""
+    source = Path(data)
+    if not source.exists():
+        raise DatasetError(f"{source}: no such folder or CSV file")
+    # The project folder is checked before any work but written only once the data passes its checks.
+    project = Project.open_or_create(project_dir, multilabel=source.is_file(), name=name, create=False)
+    views = AUGMENTATIONS[settings.augment]
+    cache = Path(settings.cache).expanduser() if settings.cache else project.cache_dir
+    extractor = FeatureExtractor(settings.resize, cache, settings.threads)
+    with progress_bar("reading images", _listing_size(source), show_progress) as advance:
+        dataset = load_dataset(
+            source,
+            negative_tag=settings.negative_tag,
+            min_images=settings.min_images,
+            progress=advance,
+            known=lambda sha256: extractor.cached(sha256, views),
+        )
+    project.save()
+    return project, extractor, dataset
 
 
 def _listing_size(source: Path) -> int | None:
