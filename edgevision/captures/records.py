@@ -136,7 +136,7 @@ def read_package(source: str | Path, mapping: Mapping) -> Frames:
     without any takes the event-level observations of its deployment whose time span holds it). An
     observation's tag is the `tag:` of its observationTags (what this tool exports), else its mapped tag."""
     folder = Path(source).parent if Path(source).name == "datapackage.json" else Path(source)
-    descriptor = _read_json(folder / "datapackage.json")
+    descriptor = read_json_object(folder / "datapackage.json")
     paths = {r.get("name"): r.get("path") for r in descriptor.get("resources", []) if isinstance(r, dict)}
     skipped: list[Skipped] = []
     media = _read_table(folder, paths.get("media"), "media")
@@ -190,15 +190,17 @@ def _timestamp(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path, what: str = "") -> dict:
+    """A JSON object from `path`, or a one-line CapturesError naming `what` (e.g. "the package descriptor")."""
+    name = f"{what} {path}" if what else str(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CapturesError(f"{path} not found") from None
+        raise CapturesError(f"{name} not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CapturesError(f"cannot read {path}: {exc}") from None
+        raise CapturesError(f"cannot read {name}: {exc}") from None
     if not isinstance(data, dict):
-        raise CapturesError(f"{path} is not a JSON object")
+        raise CapturesError(f"{name} is not a JSON object")
     return data
 
 

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgevision.captures.errors import CapturesError, InvalidPackage
+from edgevision.captures.errors import InvalidPackage
+from edgevision.captures.records import read_json_object
 
 TABLES = ("deployments", "media", "observations")
 PROFILE = "camtrap-dp-profile.json"
@@ -35,7 +36,7 @@ def check_package(package: str | Path, schemas: str | Path | None = None) -> lis
     """What is wrong with the package at `package` (a folder or its datapackage.json); empty when valid."""
     folder = Path(package).parent if Path(package).name == "datapackage.json" else Path(package)
     schemas_dir = Path(schemas) if schemas else default_schemas_dir()
-    descriptor = _load(folder / "datapackage.json", "the package descriptor")
+    descriptor = read_json_object(folder / "datapackage.json", "the package descriptor")
     problems = [f"datapackage.json: {p}" for p in _profile_problems(descriptor, schemas_dir)]
     problems += _table_problems(descriptor, folder, schemas_dir)
     return problems[:MAX_PROBLEMS]
@@ -54,7 +55,7 @@ def _profile_problems(descriptor: dict[str, Any], schemas_dir: Path) -> list[str
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4
 
-    profile = _load(schemas_dir / PROFILE, "the Camtrap DP profile")
+    profile = read_json_object(schemas_dir / PROFILE, "the Camtrap DP profile")
     geojson = _geojson_schema()
     registry = Registry().with_resources(
         [
@@ -85,7 +86,9 @@ def _table_problems(descriptor: dict[str, Any], folder: Path, schemas_dir: Path)
     local.pop("profile", None)  # checked above, against the local copy
     for resource in local.get("resources", []):
         if isinstance(resource, dict) and resource.get("name") in TABLES:
-            resource["schema"] = _load(schemas_dir / f"{resource['name']}-table-schema.json", "a table schema")
+            resource["schema"] = read_json_object(
+                schemas_dir / f"{resource['name']}-table-schema.json", "a table schema"
+            )
     try:
         report = Package(local, basepath=str(folder)).validate()
     except FrictionlessException as exc:
@@ -94,18 +97,6 @@ def _table_problems(descriptor: dict[str, Any], folder: Path, schemas_dir: Path)
     for task in report.tasks:
         problems += [f"{task.name}: {_short(error.message)}" for error in task.errors[:MAX_PROBLEMS]]
     return problems
-
-
-def _load(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CapturesError(f"{what} {path} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CapturesError(f"cannot read {what} {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise CapturesError(f"{what} {path} is not a JSON object")
-    return data
 
 
 def _short(message: str, limit: int = 200) -> str:
