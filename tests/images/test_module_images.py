@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from tests.conftest import ROOT
 from tests.models import imagegen
 
 pytestmark = pytest.mark.slow
+
+DOG = ROOT / "edgevision" / "demo" / "media" / "photos" / "darknet" / "dog.jpg"
 
 
 def _docker_ready() -> str | None:
@@ -148,3 +151,59 @@ def test_the_display_image_renders_png_frames_into_a_mounted_folder_as_its_user(
         assert frame.stat().st_uid == 10001
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def test_the_camera_image_reads_a_mounted_video_and_posts_to_the_scorer_container(container, tmp_path):
+    from edgevision.demo.slideshow import make_slideshow
+
+    _, scorer_url = container
+    camera = subprocess.run(
+        [str(ROOT / "scripts" / "images.sh"), "tag", "CameraCapture", "amd64"], capture_output=True, text=True
+    ).stdout.strip()
+    media = tmp_path / "media"
+    clip = make_slideshow([DOG, imagegen.ZEBRAS[0]], media / "clip.avi", fps=2.0, seconds_each=1.0)
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    captures.chmod(0o777)  # the container's uid 10001 writes here
+    _wait_http(f"{scorer_url}/health")
+    name = f"edgevision-test-camera-{os.getpid()}"
+    env = {
+        "VIDEO_PATH": "/media/clip.avi",
+        "LOOP_VIDEO": "false",
+        "IMAGE_PROCESSING_ENDPOINT": f"{scorer_url}/image",
+        "SEND_MODE": "every",
+        "MIN_SEND_INTERVAL": "0",
+        "CAPTURE_TAGS": "zebra",
+        "CAPTURE_COOLDOWN": "0",
+    }
+    subprocess.run(
+        # --network host: the scorer container listens on this machine's loopback
+        [
+            *("docker", "run", "-d", "--name", name, "--network", "host"),
+            *("-v", f"{media}:/media:ro", "-v", f"{captures}:/data/captures"),
+            *(arg for key, value in env.items() for arg in ("-e", f"{key}={value}")),
+            camera,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        # The clip ends and the module exits by itself (LOOP_VIDEO=false).
+        code = subprocess.run(["docker", "wait", name], capture_output=True, text=True, timeout=120, check=True)
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=True)
+        assert code.stdout.strip() == "0", logs.stdout[-2000:] + logs.stderr[-2000:]
+        user = ["docker", "inspect", "-f", "{{.Config.User}}", name]
+        assert subprocess.run(user, capture_output=True, text=True, check=True).stdout.strip() == "10001"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    # Every frame was scored by the scorer container: one output1 message per frame, with the scorer's top tag
+    # as a property (no IoT Edge around: the module logs what it would send).
+    output = logs.stdout + logs.stderr
+    tags = [re.search(r"'topTag': '([^']*)'", line) for line in output.splitlines() if "-> output1" in line]
+    assert len(tags) == clip.frame_count and all(tags), output[-3000:]
+    assert [t[1] for t in tags if t][-2:] == ["zebra", "zebra"]
+    assert tags[0] and tags[0][1] != "zebra"
+    # Only the zebra frames were kept, as the container's user, in the mounted folder.
+    sidecars = [json.loads(p.read_text()) for p in captures.rglob("*.json")]
+    assert sidecars and {s["matchedTag"] for s in sidecars} == {"zebra"}
+    assert all(p.stat().st_uid == 10001 for p in captures.rglob("*.jpg"))
