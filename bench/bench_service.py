@@ -1,13 +1,19 @@
 """Scoring service benchmark: raw in-process scoring vs the HTTP service, same images, same machine, one run.
 
-Baseline ("raw"): decode + pre-process + infer with the same scoring core in this process
-(`decode_image`, `model.preprocess`, `model.infer`), no HTTP, no JSON. Then the real service
-(`python -m edgevision serve`, waitress) is started and driven over keep-alive HTTP connections at
-concurrency 1 and 4 with the same images. Reports img/s, p50/p99 latency, and the service's RSS from /proc.
+Two baselines in the same run, same onnxruntime session settings:
+- "inference only": `model.infer` (one `session.run`) on tensors decoded and pre-processed beforehand, from 1
+  and 2 threads: what the network alone allows on this machine;
+- "raw": decode + pre-process + infer with the same scoring core in this process (`decode_image`,
+  `model.preprocess`, `model.infer`), no HTTP, no JSON.
+Then the real service (`python -m edgevision serve`, waitress) is started and driven over keep-alive HTTP
+connections at concurrency 1 and 4 with the same images. Reports img/s, p50/p99 latency, every rate as a
+fraction of raw and of inference only, and the service's RSS from /proc.
 
     .venv/bin/python bench/bench_service.py [--seconds 8] [--threads N] [--intra-op 1] [--max-predictions 0]
 
 Targets (issue 2): service >= 0.85x raw at concurrency 4, p50 <= raw + 3 ms at concurrency 1, RSS <= 150 MB.
+Targets (issue 16): raw time per image <= 1.5x inference only (1 thread); service at concurrency 4 >= 0.45x
+inference only at 2 threads.
 """
 
 from __future__ import annotations
@@ -48,10 +54,11 @@ def cpu_seconds(pid: int | None = None) -> float:
 
 
 class Row:
-    """One configuration (raw or HTTP, a concurrency), measured over several interleaved slices."""
+    """One configuration (inference only, raw or HTTP; a concurrency), measured over several interleaved slices."""
 
-    def __init__(self, name: str, call, concurrency: int, server: int | None = None) -> None:
+    def __init__(self, name: str, call, concurrency: int, server: int | None = None, inputs: list | None = None):
         self.name, self.call, self.concurrency, self.server = name, call, concurrency, server
+        self.inputs = inputs  # what `call` takes, cycled; None: the JPEG bytes
         self.latencies: list[float] = []
         self.elapsed = self.client_cpu = self.server_cpu = 0.0
 
@@ -67,11 +74,12 @@ class Row:
         return float(np.percentile(self.latencies, q)) * 1000
 
     def warm_up(self, images: list[bytes]) -> None:
-        for image in images:  # first-touch allocations, onnxruntime arenas, connections
+        for image in self.inputs or images:  # first-touch allocations, onnxruntime arenas, connections
             self.call(image)
 
     def slice(self, images: list[bytes], seconds: float) -> None:
-        """Call from `concurrency` threads, cycling through the images, for about `seconds`."""
+        """Call from `concurrency` threads, cycling through the inputs, for about `seconds`."""
+        images = self.inputs or images
         lock = threading.Lock()
         deadline = time.perf_counter() + seconds
 
@@ -94,12 +102,14 @@ class Row:
         if self.server:
             self.server_cpu += cpu_seconds(self.server) - server_cpu
 
-    def line(self, baseline: Row | None = None) -> str:
-        ratio = f"{self.rate / baseline.rate:.2f}x" if baseline else "1.00x"
+    def line(self, inference: Row, baseline: Row | None = None) -> str:
+        """A table row; rates also as fractions of raw (same concurrency) and of inference only."""
+        ratio = f"{self.rate / baseline.rate:.2f}x" if baseline else "-"
         client = self.client_cpu / self.count * 1000
         cpu = f"{self.server_cpu / self.count * 1000:.1f} + {client:.1f}" if self.server else f"{client:.1f}"
         return (
-            f"| {self.name} | {self.count} | {self.rate:.1f} | {ratio} | {self.p(50):.1f} | {self.p(99):.1f} | {cpu} |"
+            f"| {self.name} | {self.count} | {self.rate:.1f} | {ratio} | {self.rate / inference.rate:.2f}x"
+            f" ({inference.concurrency}) | {self.p(50):.1f} | {self.p(99):.1f} | {cpu} |"
         )
 
 
@@ -187,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     def raw(image: bytes):
         return model.infer(model.preprocess(decode_image(image))[np.newaxis])
 
+    tensors = [model.preprocess(decode_image(image))[np.newaxis] for image in images]
+    infer1 = Row("inference only, 1 thread", model.infer, 1, inputs=tensors)
+    infer2 = Row("inference only, 2 threads", model.infer, 2, inputs=tensors)
     raw1 = Row("raw in-process, 1 thread", raw, 1)
     raw4 = Row("raw in-process, 4 threads", raw, 4)
 
@@ -196,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         client = HttpClient(port)
         http1 = Row("HTTP service, concurrency 1", client, 1, service.pid)
         http4 = Row("HTTP service, concurrency 4", client, 4, service.pid)
-        rows = (raw1, http1, raw4, http4)
+        rows = (infer1, raw1, http1, infer2, raw4, http4)
         for row in rows:
             row.warm_up(images)
         # Short interleaved slices: load from other processes on the machine hits every row alike.
@@ -216,12 +229,17 @@ def main(argv: list[str] | None = None) -> int:
         f" MAX_PREDICTIONS={args.max_predictions}; {args.seconds:g} s per row in {args.rounds} interleaved slices"
     )
     print()
-    print("| run | requests | img/s | vs raw (same concurrency) | p50 ms | p99 ms | CPU ms/img (service + client) |")
-    print("|---|---|---|---|---|---|---|")
-    print(raw1.line())
-    print(raw4.line())
-    print(http1.line(raw1))
-    print(http4.line(raw4))
+    print(
+        "| run | requests | img/s | vs raw (same concurrency) | vs inference only (its threads) | p50 ms | p99 ms"
+        " | CPU ms/img (service + client) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print(infer1.line(infer1))
+    print(infer2.line(infer2))
+    print(raw1.line(infer1))
+    print(raw4.line(infer2))
+    print(http1.line(infer1, raw1))
+    print(http4.line(infer2, raw4))
     print()
     best_raw = max(raw1, raw4, key=lambda r: r.rate)
     checks = [
@@ -234,6 +252,17 @@ def main(argv: list[str] | None = None) -> int:
             http1.p(50) <= raw1.p(50) + 3,
         ),
         (f"service RSS <= 150 MB (now {rss:.0f} MB, peak {peak:.0f} MB)", peak <= 150),
+    ]
+    checks += [
+        (
+            f"raw time per image <= 1.5x inference only, 1 thread ({infer1.rate / raw1.rate:.2f}x:"
+            f" {1000 / raw1.rate:.1f} vs {1000 / infer1.rate:.1f} ms)",
+            infer1.rate / raw1.rate <= 1.5,
+        ),
+        (
+            f"service at concurrency 4 >= 0.45x inference only at 2 threads ({http4.rate / infer2.rate:.2f}x)",
+            http4.rate >= 0.45 * infer2.rate,
+        ),
     ]
     for text, ok in checks:
         print(f"- {'PASS' if ok else 'MISS'}: {text}")
