@@ -185,3 +185,17 @@ def test_the_camera_image_reads_a_mounted_video_and_posts_to_the_scorer_containe
     sidecars = [json.loads(p.read_text()) for p in captures.rglob("*.json")]
     assert sidecars and {s["matchedTag"] for s in sidecars} == {"zebra"}
     assert all(p.stat().st_uid == 10001 for p in captures.rglob("*.jpg"))
+
+
+def test_the_images_carry_no_compiler_cache_torch_or_build_material(scorer_image):
+    # As root inside each image, so nothing is hidden by permissions; any output names what should not be there.
+    look = (
+        "command -v gcc cc c++ make; ls -d /opt/venv/lib/python3*/site-packages/torch /root/.cache/pip"
+        " /home/edgevision/.cache/pip /tmp/src /tmp/cert 2>/dev/null; find / -xdev -name pip-cert.pem"
+    )
+    for folder in ("ImageClassifierService", "CameraCapture", "SenseHatDisplay"):
+        image = image_tag(folder)
+        run = ["docker", "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh", image, "-c", look]
+        found = subprocess.run(run, capture_output=True, text=True, timeout=60)
+        assert found.stdout.strip() == "", f"{image}: {found.stdout}"
+        assert found.returncode in (0, 1), found.stderr  # the shell ran (docker's own failures are 125-127)
