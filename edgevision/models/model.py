@@ -170,6 +170,11 @@ class ImageModel:
         self._local = threading.local()
 
     @property
+    def input_name(self) -> str:
+        """The network's one image input, for tools that feed it directly (quantization calibration)."""
+        return self._input.name
+
+    @property
     def model_id(self) -> str:
         """A short id that changes whenever the model file changes."""
         return f"{self.name}@{self.sha256[:12]}"

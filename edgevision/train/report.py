@@ -33,6 +33,7 @@ def write_report(path: Path, project, info: dict, metrics: dict, dataset: Datase
         f" &middot; {_e(metrics['classificationType'])}</p>",
         _summary(metrics),
         f"<p>{_e(metrics['evaluation']['description'])}.</p>",
+        _quantized(metrics),
         _tag_table(metrics),
         "<h2>Confusion matrix</h2>",
         _confusion(metrics),
@@ -69,6 +70,23 @@ def _summary(metrics: dict) -> str:
     return (
         f"<table><tr>{head}</tr><tr>{body}</tr></table>"
         f"<p>Probability threshold {metrics['threshold']:g}, {metrics['images']} images.</p>"
+    )
+
+
+def _quantized(metrics: dict) -> str:
+    """Exported flavours (`edgevision export --quantize int8`) scored on the same held-out images."""
+    flavours = metrics.get("quantized", {})
+    if not flavours:
+        return ""
+    rows = [("float (model/)", metrics)] + [(f"{name} (model-{name}/)", m) for name, m in flavours.items()]
+    body = "".join(
+        f"<tr><td class=l>{_e(name)}</td><td>{_pct(m['precision'])}</td><td>{_pct(m['recall'])}</td>"
+        f"<td>{_pct(m['meanAveragePrecision'])}</td><td>{_pct(m['accuracy'])}</td></tr>"
+        for name, m in rows
+    )
+    return (
+        "<h2>Exported flavours, same held-out images</h2><table><tr><th class=l>model</th><th>Precision</th>"
+        f"<th>Recall</th><th>mAP</th><th>Accuracy</th></tr>{body}</table>"
     )
 
 

@@ -72,6 +72,28 @@ def test_the_served_export_classifies_held_out_tiles(advanced: Path) -> None:
         service.close()
 
 
+def test_the_int8_export_is_scored_on_the_held_out_test_fold(advanced: Path, tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    result = edgevision(
+        "export", "--project", str(advanced), "--iteration", "1", "--out", str(out), "--quantize", "int8"
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((advanced / "iterations" / "1" / "metrics.json").read_text())
+    entry = metrics["quantized"]["int8"]
+    assert entry["evaluation"] == "held-out test fold" and entry["images"] == metrics["images"]
+    assert entry["floatAccuracy"] == pytest.approx(metrics["accuracy"])  # the ONNX export scores as torch did
+    # calibrated on the training folds only: the test and validation folds stay unseen
+    assert entry["model"]["calibrationImages"] < iteration_info(advanced)["dataset"]["images"] - metrics["images"]
+    served = ScoringService(model=out)
+    try:
+        for tag, tile in held_out_tiles().items():
+            response = requests.post(f"{served.url}/image", data=tile.read_bytes(), timeout=30)
+            assert response.status_code == 200, response.text
+            assert response.json()["predictions"][0]["tagName"] == tag, response.json()["predictions"]
+    finally:
+        served.close()
+
+
 def test_the_budget_stops_training_and_keeps_the_best_epoch(tmp_path: Path) -> None:
     options = finetune.AdvancedOptions(budget_minutes=0.35, max_epochs=1000, patience=1000)  # 21 s, 20 s reserved
     result = finetune.train_advanced(AERIAL_MINI, tmp_path / "p", TrainSettings(), options)
