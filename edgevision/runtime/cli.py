@@ -10,7 +10,8 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run",
-        help="run a deployment manifest locally: brokers, routes, twins and modules (no Azure, no Docker)",
+        help="run a deployment manifest locally: brokers, routes, twins and modules (no Azure; Docker only with"
+        " --containers)",
         description="Run an IoT Edge deployment manifest (template or expanded) on this machine. With no"
         " manifest, runs the demo: the bundled photos through camera, scorer and display.",
     )
@@ -34,6 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--set", action="append", default=[], metavar="VAR=VALUE", help="template variable (repeatable; wins over .env)"
+    )
+    run.add_argument(
+        "--containers",
+        action="store_true",
+        help="run each module as a container of its manifest's image (built by scripts/images.sh), as edgeAgent"
+        " does; a Docker engine is needed (scripts/docker.sh)",
+    )
+    run.add_argument(
+        "--platform",
+        choices=("amd64", "arm64v8", "arm32v7"),
+        help="with --containers: the platform of ${MODULES.X} images (default: this machine's)",
     )
     run.add_argument("--check", action="store_true", help="only validate the manifest and exit")
     run.set_defaults(func=handle)
@@ -76,6 +88,8 @@ def handle(args: argparse.Namespace) -> int:
         env_file=args.env_file,
         images=image_overrides(args.image),
         variables=variables,
+        containers=args.containers,
+        platform=args.platform,
     )
     runtime = Runtime(options)
     if args.check:

@@ -50,6 +50,7 @@ class ModuleSpec:
     status: str = "running"
     startup_order: int = DEFAULT_STARTUP_ORDER
     binds: list[tuple[str, str]] = field(default_factory=list)  # (host path or volume name, container path)
+    create: dict[str, Any] = field(default_factory=dict)  # createOptions as parsed (`edgevision run --containers`)
 
 
 @dataclass
@@ -152,15 +153,17 @@ def load(
     path: Path,
     variables: Mapping[str, str] | None = None,
     images: Mapping[str, Sequence[str]] | None = None,
+    containers: bool = False,
 ) -> Deployment:
-    """Read, expand and check a manifest file; ManifestError lists every problem."""
+    """Read, expand and check a manifest file; ManifestError lists every problem. With `containers`, an image
+    needs no local entry point (it runs as a container; see edgevision/runtime/containers.py)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ManifestError([f"{path}: cannot read the manifest: {exc.strerror or exc}"]) from None
     if variables is None:
         variables = template_variables(path)
-    return parse(text, str(path), variables, images)
+    return parse(text, str(path), variables, images, containers)
 
 
 def parse(
@@ -168,22 +171,26 @@ def parse(
     source: str = "manifest",
     variables: Mapping[str, str] | None = None,
     images: Mapping[str, Sequence[str]] | None = None,
+    containers: bool = False,
 ) -> Deployment:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError([f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
     data = expand(data, variables or {}, text, source)
-    return _Checker(text, source, images).deployment(data)
+    return _Checker(text, source, images, containers).deployment(data)
 
 
 class _Checker:
     """Walks the parsed manifest, collecting problems with the line of the key they concern."""
 
-    def __init__(self, text: str, source: str, images: Mapping[str, Sequence[str]] | None) -> None:
+    def __init__(
+        self, text: str, source: str, images: Mapping[str, Sequence[str]] | None, containers: bool = False
+    ) -> None:
         self.text = text
         self.source = source
         self.images = images
+        self.containers = containers
         self.problems: list[str] = []
         self.declared: set[str] = set()
 
@@ -244,9 +251,11 @@ class _Checker:
         try:
             local = resolve_image(image, self.images)
         except ImageError as exc:
-            self.problem([*where, '"image"'], f"module {name}: {exc}")
-            return None
-        if not local.command or not shutil.which(local.command[0]):
+            if not self.containers:
+                self.problem([*where, '"image"'], f"module {name}: {exc}")
+                return None
+            local = LocalImage(image, ())  # a container only: no local entry point, no known listeners
+        if (local.command and not shutil.which(local.command[0])) or not (local.command or self.containers):
             command = local.command[0] if local.command else ""
             self.problem([*where, '"image"'], f"module {name}: command {command!r} of image {image!r} not found")
             return None
@@ -266,7 +275,7 @@ class _Checker:
         create = self._create_options(name, settings, where)
         env = self._env(name, spec.get("env") or {}, create, where)
         binds = self._binds(name, create, where)
-        return ModuleSpec(name, image, local, env, policy, status, order, binds)
+        return ModuleSpec(name, image, local, env, policy, status, order, binds, create)
 
     def _create_options(self, name: str, settings: dict[str, Any], where: list[str]) -> dict[str, Any]:
         raw = settings.get("createOptions") or {}

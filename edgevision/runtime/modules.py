@@ -99,12 +99,21 @@ class ModuleProcess:
             return "stopped"
         return "exited" if self.process is not None else "stopped"
 
+    def command(self) -> list[str]:
+        """What to start: the image's local entry point (a container module runs `docker run`)."""
+        return list(self.spec.local.command)
+
+    def process_env(self) -> dict[str, str]:
+        """The environment of what `command()` starts: the module's own."""
+        return self.env
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = self.command()
         try:
             self.process = subprocess.Popen(
-                list(self.spec.local.command),
-                env=self.env,
+                command,
+                env=self.process_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -112,9 +121,7 @@ class ModuleProcess:
                 preexec_fn=die_with_parent,  # calls one preloaded C function: safe with threads
             )
         except OSError as exc:
-            raise ModuleStartError(
-                f"cannot start module {self.name} ({' '.join(self.spec.local.command)}): {exc}"
-            ) from None
+            raise ModuleStartError(f"cannot start module {self.name} ({' '.join(command)}): {exc}") from None
         self.started_at = time.monotonic()
         self.exit_code = None
         self.restart_at = None

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgevision.errors import EdgeVisionError
 from edgevision.files import write_atomic
-from edgevision.runtime import certs, manifest
+from edgevision.runtime import certs, containers, manifest
 from edgevision.runtime.broker import ModuleBroker, find_mosquitto, free_addresses
 from edgevision.runtime.console import Console
-from edgevision.runtime.images import BLOB_STORAGE
+from edgevision.runtime.images import BLOB_STORAGE, Listener
 from edgevision.runtime.manifest import Deployment, ModuleSpec
 from edgevision.runtime.modules import STABLE_AFTER, ModuleProcess, ModuleStartError, RestartPolicy
 from edgevision.runtime.router import Router, UpstreamLog
@@ -75,6 +75,12 @@ class RunOptions(BaseModel):
     stop_timeout: float = Field(10.0, gt=0, description="Seconds a module gets to exit after SIGTERM before SIGKILL.")
     drain: float = Field(3.0, ge=0, description="Seconds messages get to settle once every finite module has finished.")
     watch: bool = Field(True, description="Push desired-property changes when the manifest file changes.")
+    containers: bool = Field(
+        False, description="Run each module as a container of its manifest's image (a Docker engine is needed)."
+    )
+    platform: str | None = Field(
+        None, description="Image platform of `${MODULES.X}` with --containers (default: this machine's)."
+    )
 
 
 class Runtime:
@@ -93,6 +99,7 @@ class Runtime:
         self._stop = threading.Event()
         self._manifest_stamp: tuple[float, int] | None = None
         self._scratch: Path | None = None
+        self.plans: dict[str, containers.ContainerPlan] = {}  # --containers: how each module runs
 
     # -- checking -----------------------------------------------------------------------------------------
 
@@ -104,7 +111,15 @@ class Runtime:
 
     def check(self) -> Deployment:
         """Load and validate the manifest; nothing is started. ManifestError lists every problem."""
-        return manifest.load(self.options.manifest, self.variables(), self.options.images)
+        return manifest.load(self.options.manifest, self.variables(), self.options.images, self.options.containers)
+
+    def plan_containers(self, deployment: Deployment) -> dict[str, containers.ContainerPlan]:
+        """--containers: which image each module runs (ContainerError when the engine or an image is missing)."""
+        version = containers.engine_version()
+        target = self.options.platform or containers.host_platform()
+        plans = containers.plan(deployment, self.options.manifest.resolve().parent, target, self.options.images)
+        self.console.line("runtime", f"Docker {version}: modules run as {target} containers, --network host")
+        return plans
 
     # -- running ------------------------------------------------------------------------------------------
 
@@ -115,6 +130,8 @@ class Runtime:
     def run(self) -> int:
         mosquitto = find_mosquitto()
         self.deployment = self.check()
+        if self.options.containers:
+            self.plans = self.plan_containers(self.deployment)
         self._manifest_stamp = self._stamp()
         self._prepare_out()
         previous = self._install_signals()
@@ -153,7 +170,13 @@ class Runtime:
         certificates = certs.generate(self._scratch / "certs", list(addresses.values()))
         shutil.copy(certificates.ca, self.out / "ca.pem")
 
-        self.workload = WorkloadAPI(self._scratch / "workload.sock", certificates.ca_pem())
+        # Its own folder: containers get it bind-mounted (the scratch folder around it stays 0700).
+        (self._scratch / "workload").mkdir(mode=0o755)
+        self.workload = WorkloadAPI(
+            self._scratch / "workload" / "workload.sock",
+            certificates.ca_pem(),
+            mode=0o666 if self.plans else 0o600,  # a container's user is not the runtime's
+        )
         self.workload.start()
         for name, address in addresses.items():
             broker = ModuleBroker(
@@ -180,25 +203,44 @@ class Runtime:
         environments = self._environments(deployment, addresses)
         ordered = deployment.ordered_modules()
         for index, spec in enumerate(ordered):
-            process = ModuleProcess(spec, environments[spec.name], self.out / "logs" / f"{spec.name}.log", self.console)
+            process = self._module(spec, environments[spec.name])
             self.modules[spec.name] = process
             if spec.status == "running":
                 process.start()
-                self.console.line(
-                    "runtime", f"started {spec.name} (pid {process.pid}): {' '.join(spec.local.command[-3:])}"
-                )
+                self.console.line("runtime", f"started {spec.name} (pid {process.pid}): {_what(process)}")
                 later = any(o.startup_order > spec.startup_order for o in ordered[index + 1 :])
-                if later and any(listener.always_open for listener in spec.local.listeners):
+                if later and any(listener.always_open for listener in self._listeners(spec)):
                     self._wait_listening(process)  # let a server come up before the modules that call it
             else:
                 self.console.line("runtime", f"{spec.name} has status {spec.status}: not started")
         self._write_state()
 
+    def _module(self, spec: ModuleSpec, env: dict[str, str]) -> ModuleProcess:
+        log = self.out / "logs" / f"{spec.name}.log"
+        plan = self.plans.get(spec.name)
+        for note in plan.notes if plan else ():
+            self.console.line("runtime", f"{spec.name}: {note}")
+        if plan is None or plan.image is None:
+            return ModuleProcess(spec, env, log, self.console)
+        assert self._scratch is not None and self.deployment is not None
+        name = f"edgevision-{self._scratch.name.rsplit('-', 1)[-1]}-{spec.name}"
+        volumes = {}
+        for source, _ in spec.binds:
+            if not source.startswith("/"):  # a named volume: a folder of the run its user can write
+                volumes[source] = self.out / source
+                containers.prepare_volume(volumes[source], plan.user)
+        env_file = containers.write_env_file(self._scratch / "env" / f"{spec.name}.env", env)
+        labels = {"org.edgevision.run": str(self.out), "org.edgevision.module": spec.name}
+        arguments = containers.run_arguments(
+            spec, plan, name, env_file, volumes, self._scratch / "workload", list(self.deployment.modules), labels
+        )
+        return containers.ContainerModule(spec, env, log, self.console, name, arguments)
+
     def _wait_listening(self, process: ModuleProcess, timeout: float = 30.0) -> None:
         """Wait until `process` accepts connections on its ports (a local nicety: edgeAgent only orders starts)."""
         deadline = time.monotonic() + timeout
         ports = self.ports.get(process.name, {})
-        for listener in (item for item in process.spec.local.listeners if item.always_open):
+        for listener in (item for item in self._listeners(process.spec) if item.always_open):
             port = ports[listener.port_env]
             while time.monotonic() < deadline and process.poll() is None and not self._stop.is_set():
                 try:
@@ -212,15 +254,18 @@ class Runtime:
         # Servers inside containers listen on fixed ports; locally each gets a free loopback port.
         for spec in deployment.modules.values():
             self.ports[spec.name] = {}
-            for listener in spec.local.listeners:
+            for listener in self._listeners(spec):
                 self.ports[spec.name][listener.port_env] = _free_port()
         environments = {}
         for spec in deployment.modules.values():
-            env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
-            env.update(self._local_values(spec, deployment))
-            if spec.binds:  # where each mount is locally, for entry points that take a folder, not an env value
-                env["EDGEVISION_MOUNTS"] = json.dumps({c: str(self._bind_folder(s)) for s, c in spec.binds})
-            for listener in spec.local.listeners:
+            if self._in_container(spec):  # the image's environment, the manifest's values, container paths
+                env = self._container_values(spec, deployment)
+            else:
+                env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+                env.update(self._local_values(spec, deployment))
+                if spec.binds:  # where each mount is locally, for entry points that take a folder, not a value
+                    env["EDGEVISION_MOUNTS"] = json.dumps({c: str(self._bind_folder(s)) for s, c in spec.binds})
+            for listener in self._listeners(spec):
                 env[listener.host_env] = "127.0.0.1"
                 env[listener.port_env] = str(self.ports[spec.name][listener.port_env])
             env.update(
@@ -229,7 +274,7 @@ class Runtime:
                 IOTEDGE_MODULEID=spec.name,
                 IOTEDGE_GATEWAYHOSTNAME=addresses[spec.name],
                 IOTEDGE_MODULEGENERATIONID=self.workload.add_module(spec.name),
-                IOTEDGE_WORKLOADURI=self.workload.uri,
+                IOTEDGE_WORKLOADURI=containers.WORKLOAD_URI if self._in_container(spec) else self.workload.uri,
                 IOTEDGE_APIVERSION=API_VERSION,
                 IOTEDGE_AUTHSCHEME="sasToken",
                 PYTHONUNBUFFERED="1",
@@ -237,12 +282,36 @@ class Runtime:
             environments[spec.name] = env
         return environments
 
+    def _in_container(self, spec: ModuleSpec) -> bool:
+        plan = self.plans.get(spec.name)
+        return plan is not None and plan.image is not None
+
+    def _listeners(self, spec: ModuleSpec) -> tuple[Listener, ...]:
+        """The ports a module takes from its env: every local entry point's, only this project's images'."""
+        if self._in_container(spec) and spec.local.name not in containers.OWN_IMAGES:
+            return ()  # another image listens on its own ports (the host's, under host networking)
+        return spec.local.listeners
+
+    def _container_values(self, spec: ModuleSpec, deployment: Deployment) -> dict[str, str]:
+        """The manifest's env as the container sees it: module names resolve (`--add-host`), so only the
+        ports of `http://<module>[:port]` change, to the free ports the listening modules got."""
+        env = {}
+        for key, value in spec.env.items():
+            for other in deployment.modules.values():
+                for listener in self._listeners(other):
+                    port = self.ports[other.name][listener.port_env]
+                    implicit = "?" if listener.container_port == 80 else ""
+                    pattern = rf"(https?)://{re.escape(other.name)}(:{listener.container_port}){implicit}(?=[/?#;]|$)"
+                    value = re.sub(pattern, rf"\g<1>://{other.name}:{port}", value)
+            env[key] = value
+        return env
+
     def _local_values(self, spec: ModuleSpec, deployment: Deployment) -> dict[str, str]:
         """The manifest's env with container-only names made local: `http://<module>[:port]` -> the module's
         loopback port, bind-mounted container paths -> folders under the run's out folder."""
         rewrites: list[tuple[re.Pattern[str], str]] = []
         for other in deployment.modules.values():
-            for listener in other.local.listeners:
+            for listener in self._listeners(other):
                 port = self.ports[other.name][listener.port_env]
                 implicit = "?" if listener.container_port == 80 else ""
                 pattern = re.compile(
@@ -260,9 +329,11 @@ class Runtime:
         return env
 
     def _bind_folder(self, source: str) -> Path:
-        """A host path is what Docker mounts; a named volume becomes a folder of the run."""
+        """A host path is what Docker mounts (a folder made if missing, or a file); a named volume becomes a
+        folder of the run."""
         local = Path(source) if source.startswith("/") else self.out / source
-        local.mkdir(parents=True, exist_ok=True)
+        if not local.is_file():
+            local.mkdir(parents=True, exist_ok=True)
         return local
 
     # -- supervising --------------------------------------------------------------------------------------
@@ -394,6 +465,8 @@ class Runtime:
                 "restarts": module.restarts,
                 "exitCode": module.exit_code,
                 "ports": self.ports.get(name, {}),
+                "container": getattr(module, "container", None),
+                "image": (self.plans[name].image if name in self.plans else None),
                 "gateway": broker.address if broker else None,
                 "brokerPid": broker.pid if broker else None,
                 "brokerRestarts": broker.restarts if broker else 0,
@@ -430,7 +503,7 @@ class Runtime:
 
         account = module.env.get("LOCAL_STORAGE_ACCOUNT_NAME", "")
         key = module.env.get("LOCAL_STORAGE_ACCOUNT_KEY", "")
-        endpoint = f"http://127.0.0.1:{module.env.get('BLOB_PORT', '')}"
+        endpoint = f"http://127.0.0.1:{module.env.get('BLOB_PORT', '11002')}"
         try:
             blobs = list_blobs(connection_string(account, key, endpoint))
         except Exception as exc:  # the store may have failed; the run's other results still count
@@ -466,6 +539,12 @@ class Runtime:
 
 def _module_view(deployment: Deployment) -> dict[str, Any]:
     return {n: (m.image, m.env, m.restart_policy, m.status) for n, m in deployment.modules.items()}
+
+
+def _what(module: ModuleProcess) -> str:
+    if isinstance(module, containers.ContainerModule):
+        return f"container {module.container} of {module.arguments[-1]}"
+    return " ".join(module.spec.local.command[-3:])
 
 
 def _free_port() -> int:

@@ -29,9 +29,10 @@ _SIGN = re.compile(r"^/modules/(?P<module>[^/]+)/genid/(?P<genid>[^/]+)/sign$")
 class WorkloadAPI:
     """A threaded HTTP server on `socket_path`; modules are added with their generation id and key."""
 
-    def __init__(self, socket_path: Path, ca_pem: str) -> None:
+    def __init__(self, socket_path: Path, ca_pem: str, mode: int = 0o600) -> None:
         self.socket_path = socket_path
         self.ca_pem = ca_pem
+        self.mode = mode  # 0o666 when containers, whose users are not the runtime's, connect to it
         self.identities: dict[str, tuple[str, bytes]] = {}  # module -> (generation id, key)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -51,7 +52,7 @@ class WorkloadAPI:
             self.socket_path.unlink()
         self._server = _Server(str(self.socket_path), _Handler)
         self._server.api = self
-        os.chmod(self.socket_path, 0o600)
+        os.chmod(self.socket_path, self.mode)
         self._thread = threading.Thread(target=self._server.serve_forever, name="workload-api", daemon=True)
         self._thread.start()
 

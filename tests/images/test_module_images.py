@@ -1,6 +1,6 @@
 """The module images, built from their Dockerfiles by scripts/images.sh, on a real Docker engine: the scorer
-answers /image for a real photo like `edgevision serve`, as its non-root user, healthy; the display renders PNG
-frames into a mounted folder."""
+answers /image for a real photo like `edgevision serve`, as its non-root user, healthy; the camera plays a
+mounted video and posts to the scorer container; the display renders PNG frames into a mounted folder."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ROOT
+from tests.images.engine import build_images, image_tag, require_engine
 from tests.models import imagegen
 
 pytestmark = pytest.mark.slow
@@ -24,33 +25,12 @@ pytestmark = pytest.mark.slow
 DOG = ROOT / "edgevision" / "demo" / "media" / "photos" / "darknet" / "dog.jpg"
 
 
-def _docker_ready() -> str | None:
-    """None when the engine answers (started by scripts/docker.sh if needed), else why not."""
-    try:
-        result = subprocess.run(
-            [str(ROOT / "scripts" / "docker.sh")], capture_output=True, text=True, timeout=180, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"scripts/docker.sh did not run: {exc}"
-    return None if result.returncode == 0 else f"no Docker engine: {result.stderr.strip()[-300:]}"
-
-
 @pytest.fixture(scope="module")
 def scorer_image() -> str:
-    reason = _docker_ready()
-    if reason:
-        pytest.skip(reason)
-    build = subprocess.run(
-        [str(ROOT / "scripts" / "images.sh"), "build", "amd64"], capture_output=True, text=True, timeout=1800
-    )
+    require_engine()
+    build = build_images("amd64")
     assert build.returncode == 0, build.stderr[-3000:]
-    tag = subprocess.run(
-        [str(ROOT / "scripts" / "images.sh"), "tag", "ImageClassifierService", "amd64"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return tag.stdout.strip()
+    return image_tag("ImageClassifierService")
 
 
 def _free_port() -> int:
@@ -157,9 +137,7 @@ def test_the_camera_image_reads_a_mounted_video_and_posts_to_the_scorer_containe
     from edgevision.demo.slideshow import make_slideshow
 
     _, scorer_url = container
-    camera = subprocess.run(
-        [str(ROOT / "scripts" / "images.sh"), "tag", "CameraCapture", "amd64"], capture_output=True, text=True
-    ).stdout.strip()
+    camera = image_tag("CameraCapture")
     media = tmp_path / "media"
     clip = make_slideshow([DOG, imagegen.ZEBRAS[0]], media / "clip.avi", fps=2.0, seconds_each=1.0)
     captures = tmp_path / "captures"
@@ -207,3 +185,17 @@ def test_the_camera_image_reads_a_mounted_video_and_posts_to_the_scorer_containe
     sidecars = [json.loads(p.read_text()) for p in captures.rglob("*.json")]
     assert sidecars and {s["matchedTag"] for s in sidecars} == {"zebra"}
     assert all(p.stat().st_uid == 10001 for p in captures.rglob("*.jpg"))
+
+
+def test_the_images_carry_no_compiler_cache_torch_or_build_material(scorer_image):
+    # As root inside each image, so nothing is hidden by permissions; any output names what should not be there.
+    look = (
+        "command -v gcc cc c++ make; ls -d /opt/venv/lib/python3*/site-packages/torch /root/.cache/pip"
+        " /home/edgevision/.cache/pip /tmp/src /tmp/cert 2>/dev/null; find / -xdev -name pip-cert.pem"
+    )
+    for folder in ("ImageClassifierService", "CameraCapture", "SenseHatDisplay"):
+        image = image_tag(folder)
+        run = ["docker", "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh", image, "-c", look]
+        found = subprocess.run(run, capture_output=True, text=True, timeout=60)
+        assert found.stdout.strip() == "", f"{image}: {found.stdout}"
+        assert found.returncode in (0, 1), found.stderr  # the shell ran (docker's own failures are 125-127)

@@ -82,6 +82,7 @@ def test_real_modules_apply_desired_changes_without_restart(live_run, tmp_path: 
     data = json.loads(DEMO_MANIFEST.read_text())
     camera = data["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]["camera-capture"]
     camera["restartPolicy"] = "always"
+    camera["settings"]["createOptions"]["HostConfig"]["Binds"] = ["captures:/captures"]  # no demo clip bind
     camera["env"].update(VIDEO_PATH={"value": str(clip)}, LOOP_VIDEO={"value": "true"}, CAPTURE_COOLDOWN={"value": "0"})
     desired = data["modulesContent"]
     desired["camera-capture"]["properties.desired"]["CAPTURE_TAGS"] = "malamute"

@@ -1,0 +1,133 @@
+"""`edgevision run --containers`: the manifest's createOptions become `docker run` arguments, and the demo runs
+as the three module images on a real engine with the same brokers, routes and twins as process mode."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgevision import __version__
+from edgevision.runtime import containers, manifest
+from edgevision.runtime.containers import ContainerError, ContainerPlan
+from tests.conftest import ROOT
+from tests.images.engine import build_images, docker_ready
+from tests.runtime.conftest import read_jsonl
+
+CAPTURE_TAGS = {"zebra", "African elephant"}  # the demo manifest's twin
+
+
+def test_module_images_of_a_template_are_the_tags_scripts_images_sh_builds() -> None:
+    assert containers.local_tag("${MODULES.CameraCapture}", ROOT, "amd64") == (
+        f"edgevision-camera-capture:{__version__}-amd64"
+    )
+    assert containers.local_tag("${MODULES.SenseHatDisplay.debug}", ROOT, "arm32v7") == (
+        f"edgevision-sensehat-display:{__version__}-arm32v7.debug"
+    )
+    assert containers.local_tag("reg.io/x/scorer:2.0", ROOT, "amd64") == "reg.io/x/scorer:2.0"
+    with pytest.raises(ContainerError, match=r"no modules/Nothing/module\.json"):
+        containers.local_tag("${MODULES.Nothing}", ROOT, "amd64")
+
+
+def test_the_templates_create_options_become_docker_run_arguments(tmp_path: Path) -> None:
+    settings = manifest.read_env_file(ROOT / ".env.template")
+    deployment = manifest.load(ROOT / "deployment.template.json", settings, containers=True)
+    camera = deployment.modules["camera-capture"]
+    plan = ContainerPlan("edgevision-camera-capture:test", "10001", containers._notes(camera.create))
+    args = containers.run_arguments(
+        camera, plan, "c1", tmp_path / "env", {"edgevision-captures": tmp_path / "v"}, tmp_path / "w", ["a"], {}
+    )
+    assert args[:6] == ["docker", "run", "--rm", "--name", "c1", "--network"]
+    pairs = set(itertools.pairwise(args))
+    assert ("-v", f"{tmp_path / 'v'}:/data/captures") in pairs  # the named volume is a folder of the run
+    assert ("-v", f"{tmp_path / 'w'}:/var/run/iotedge") in pairs  # the workload socket, where IoT Edge puts it
+    assert ("--device", f"{settings['CAMERA_DEVICE']}:/dev/video0:rwm") in pairs
+    assert ("--add-host", "a:127.0.0.1") in pairs and ("--user", "10001") in pairs
+    assert "--init" in args and args[-1] == "edgevision-camera-capture:test"
+    assert "-p" not in args and any("PortBindings not applied" in note for note in plan.notes)
+
+    scorer = deployment.modules["image-classifier-service"]
+    args = containers.run_arguments(scorer, ContainerPlan("s"), "c2", tmp_path / "env", {}, tmp_path / "w", [], {})
+    assert f"{settings['MODELS_HOST_DIR']}:/models:ro" in args and "--user" not in args  # the image's USER
+
+
+def test_container_environments_are_refused_when_docker_cannot_carry_them(tmp_path: Path) -> None:
+    path = containers.write_env_file(tmp_path / "env" / "m.env", {"A": "1", "B": "x=y z"})
+    assert path.read_text() == "A=1\nB=x=y z\n" and path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ContainerError, match="B: a container's variable cannot hold a line break"):
+        containers.write_env_file(tmp_path / "m.env", {"B": "two\nlines"})
+    assert containers.owner("10001") == (10001, 10001) and containers.owner("10001:44") == (10001, 44)
+    assert containers.owner("edgevision") is None and containers.owner("0") is None
+
+
+@pytest.fixture(scope="module")
+def images() -> None:
+    reason = docker_ready()
+    if reason:
+        pytest.skip(reason)
+    build = build_images("amd64")  # reuses what tests/images built: seconds
+    if build.returncode != 0:
+        pytest.skip(f"the module images could not be built (tests/images shows why): {build.stderr[-300:]}")
+
+
+def _inside(container: str, *command: str) -> str:
+    return subprocess.run(["docker", "exec", container, *command], capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.slow
+def test_the_demo_runs_as_containers_like_process_mode(images, mosquitto, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "edgevision", "run", "--containers", "--out", str(out), "--duration", "110"]
+    console = tmp_path / "console.txt"  # a file, not a pipe: the display's LED frames would fill a pipe
+    with console.open("w") as sink:
+        run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, text=True)
+    try:
+        # While the camera plays its clip: the manifest's bind, env and the image's user, inside its container.
+        camera = _running_container(out, "camera-capture", run)
+        assert _inside(camera, "id", "-u") == "10001"
+        assert _inside(camera, "printenv", "VIDEO_PATH") == "/media/demo.avi"
+        assert _inside(camera, "sh", "-c", "test -r /media/demo.avi && test -w /captures && echo ok") == "ok"
+        run.wait(timeout=150)
+    finally:
+        run.kill()
+    stdout = console.read_text()
+    assert run.returncode == 0, stdout[-4000:]
+    assert "every module that can finish has finished" in stdout
+    blob = "mcr.microsoft.com/azure-blob-storage:latest"  # no registry here: its local stand-in
+    assert f"azureblobstorageoniotedge: image {blob} is not on this engine: runs as Azurite" in stdout
+
+    state = json.loads((out / "runtime.json").read_text())["modules"]
+    for name in ("image-classifier-service", "camera-capture", "sensehat-display"):
+        assert state[name]["image"].startswith(f"edgevision-{name}:{__version__}-")
+        assert state[name]["restarts"] == 0 and state[name]["exitCode"] == 0
+    # What process mode produces (tests/runtime/test_solution.py), from the containers.
+    sidecars = [json.loads(p.read_text()) for p in (out / "captures").rglob("*.json")]
+    assert {s["matchedTag"] for s in sidecars} == CAPTURE_TAGS
+    assert all(p.stat().st_uid == 10001 for p in (out / "captures").rglob("*.jpg"))
+    upstream = read_jsonl(out / "upstream.jsonl")
+    results = [r for r in upstream if r["output"] == "output1"]
+    assert {r["body"]["topTag"] for r in results} >= CAPTURE_TAGS and not [r for r in upstream if "rejected" in r]
+    assert len([r for r in upstream if r["output"] == "captures"]) == len(sidecars)
+    assert (out / "display" / "current.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    twin = json.loads((out / "twins" / "camera-capture.json").read_text())
+    assert twin["reported"]["stats"]["captures"] == len(sidecars)
+    assert twin["reported"]["stats"]["uploadUploaded"] == len(sidecars)  # to Azurite, by module name
+    labels = ["docker", "ps", "-aq", "--filter", f"label=org.edgevision.run={out.resolve()}"]
+    assert subprocess.run(labels, capture_output=True, text=True, check=True).stdout.strip() == ""  # all removed
+
+
+def _running_container(out: Path, module: str, run: subprocess.Popen[str], timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.poll() is None:
+        state = out / "runtime.json"
+        name = json.loads(state.read_text())["modules"][module]["container"] if state.is_file() else None
+        inspect = ["docker", "inspect", "-f", "{{.State.Running}}", name or "-"]
+        if name and subprocess.run(inspect, capture_output=True, text=True).stdout.strip() == "true":
+            return name
+        time.sleep(0.2)
+    raise AssertionError(f"{module}'s container did not run within {timeout} s")
