@@ -110,9 +110,7 @@ def measure(pairs: list[tuple[str, object, object, list[np.ndarray]]], seconds: 
     timers = []
     for name, fp32, int8, tensors in pairs:
         for threads in (1, 2):
-            timers.append(
-                (name, threads, Timer("float", fp32, tensors, threads), Timer("int8", int8, tensors, threads))
-            )
+            timers.append((name, threads, Timer(fp32, tensors, threads), Timer(int8, tensors, threads)))
     for _ in range(rounds):
         for _, _, a, b in timers:
             a.slice(seconds / rounds)
