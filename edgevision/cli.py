@@ -25,6 +25,7 @@ COMMAND_PACKAGES = (
     "edgevision.train",  # train, iterations, publish, export
     "edgevision.batch",  # score, summarize
     "edgevision.captures",  # captures export|report|validate
+    "edgevision.portal",  # portal
 )
 
 

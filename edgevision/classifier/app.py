@@ -11,6 +11,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from flask import Flask, Response, g, request
@@ -63,6 +65,17 @@ def _with_nostore(rules: list[str], skip: str = "") -> list[str]:
     return [variant for rule in rules for variant in ([rule] if rule == skip else [rule, f"{rule}/nostore"])]
 
 
+@dataclass(frozen=True)
+class PredictionMade:
+    """One answered prediction, for an observer that keeps them (the portal stores those made without /nostore)."""
+
+    published_name: str
+    image: bytes
+    body: str
+    store: bool
+    application: str | None
+
+
 class ClassifierService:
     """What the views share: settings, the models and the metrics."""
 
@@ -71,6 +84,7 @@ class ClassifierService:
         self.models = models
         self.metrics = metrics
         self.writer = PredictionWriter()
+        self.on_prediction: Callable[[PredictionMade], None] | None = None
 
     def classify(self, data: bytes, model: ImageModel) -> str:
         """Image bytes -> the Custom Vision `ImagePrediction` JSON text."""
@@ -178,7 +192,11 @@ def _register_routes(app: Flask, service: ClassifierService) -> None:
 def _prediction(service: ClassifierService, data: bytes, name: str) -> Response:
     model = service.models.get(name or None)
     g.model_id = model.model_id
-    return Response(service.classify(data, model), mimetype="application/json")
+    body = service.classify(data, model)
+    if service.on_prediction is not None:
+        store = not request.path.endswith("/nostore")
+        service.on_prediction(PredictionMade(name, data, body, store, request.args.get("application")))
+    return Response(body, mimetype="application/json")
 
 
 def _image_bytes(limit: int) -> bytes:

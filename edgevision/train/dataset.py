@@ -58,6 +58,16 @@ class Duplicate:
         return len(set(self.tags)) > 1
 
 
+@dataclass(frozen=True)
+class ImageList:
+    """Training data given as a list instead of a folder or a CSV (the portal's tagged images): `root` stands
+    for the source in reports. Multi-label rows with no tag are negatives, as in a CSV."""
+
+    root: Path
+    entries: tuple[tuple[Path, tuple[str, ...]], ...]
+    multilabel: bool
+
+
 @dataclass
 class Dataset:
     source: Path
@@ -91,7 +101,7 @@ class Dataset:
 
 
 def load_dataset(
-    source: str | Path,
+    source: str | Path | ImageList,
     *,
     negative_tag: str = "Negative",
     min_images: int = MIN_IMAGES_PER_TAG,
@@ -100,8 +110,10 @@ def load_dataset(
 ) -> Dataset:
     """List, check, read and de-duplicate a training set. Raises DatasetError when it cannot be trained on.
     `known(sha256)` says an image content was decoded before (its features are cached): no need to again."""
-    source = Path(source)
-    if source.is_dir():
+    if isinstance(source, ImageList):
+        entries, skipped, multilabel = list(source.entries), [], source.multilabel
+        source = source.root
+    elif (source := Path(source)).is_dir():
         entries, skipped = _list_folders(source)
         multilabel = False
     elif source.is_file():

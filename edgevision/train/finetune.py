@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgevision.models import decode_image
-from edgevision.train.dataset import Dataset
+from edgevision.train.dataset import Dataset, ImageList
 from edgevision.train.errors import DatasetError, ExportError, TrainError
 from edgevision.train.export import OUTPUT_NAME, save_model_dir, stamp_metadata
 from edgevision.train.features import AUGMENTATIONS
@@ -33,9 +33,10 @@ from edgevision.train.metrics import evaluate
 from edgevision.train.settings import TrainSettings
 from edgevision.train.trainer import (
     TrainResult,
-    _misclassified,
     class_weights,
     fit,
+    held_out_by_image,
+    misclassified,
     open_training,
     progress_bar,
     stratified_folds,
@@ -66,13 +67,14 @@ class AdvancedOptions:
 
 
 def train_advanced(
-    data: str | Path,
+    data: str | Path | ImageList,
     project_dir: str | Path,
     settings: TrainSettings | None = None,
     options: AdvancedOptions | None = None,
     *,
     name: str | None = None,
     show_progress: bool | None = None,
+    iteration_id: str | None = None,
 ) -> TrainResult:
     """Fine-tune and write an iteration marked `trainingType: Advanced`; raises TrainingCancelled if cancelled."""
     import torch
@@ -111,7 +113,7 @@ def train_advanced(
         "description": f"{int(test.sum())} images of one stratified fold (seed {settings.seed}) scored by the kept"
         f" model; {int(validation.sum())} others only chose the epoch; it trained on {int(training.sum())}",
     }
-    metrics["misclassified"] = _misclassified(_subset(dataset, test), probabilities, settings.threshold)
+    metrics["misclassified"] = misclassified(_subset(dataset, test), probabilities, settings.threshold)
     metrics["skipped"] = [{"path": s.path, "reason": s.reason} for s in dataset.skipped]
     metrics["duplicates"] = []
     metrics["training"] = {"epochs": history, "stoppedBy": tuner.stopped_by, "firstTrainedBlock": FIRST_TRAINED_BLOCK}
@@ -138,8 +140,12 @@ def train_advanced(
         verify=verify,
         training_type="Advanced",
         extra={"advanced": {"epochs": len(history), "stoppedBy": tuner.stopped_by, "exportCheck": check}},
+        iteration_id=iteration_id,
     )
-    return TrainResult(project, iteration, metrics, dataset, time.monotonic() - started)
+    tested = _subset(dataset, test)
+    return TrainResult(
+        project, iteration, metrics, dataset, time.monotonic() - started, held_out_by_image(tested, probabilities)
+    )
 
 
 def _subset(dataset: Dataset, rows: np.ndarray) -> Dataset:

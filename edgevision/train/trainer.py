@@ -12,13 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgevision import __version__
-from edgevision.train.dataset import Dataset, load_dataset
+from edgevision.train.dataset import Dataset, ImageList, load_dataset
 from edgevision.train.errors import DatasetError, ExportError
 from edgevision.train.export import write_model_dir
 from edgevision.train.features import AUGMENTATIONS, FeatureExtractor
@@ -38,6 +38,8 @@ class TrainResult:
     metrics: dict
     dataset: Dataset
     seconds: float
+    # Held-out probabilities (label order) by image content hash: what any threshold's figures come from.
+    held_out: dict[str, list[float]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -109,12 +111,13 @@ def cross_validate(
 
 
 def train(
-    data: str | Path,
+    data: str | Path | ImageList,
     project_dir: str | Path,
     settings: TrainSettings | None = None,
     *,
     name: str | None = None,
     show_progress: bool | None = None,
+    iteration_id: str | None = None,
 ) -> TrainResult:
     settings = settings or TrainSettings()
     started = time.monotonic()
@@ -130,7 +133,7 @@ def train(
         advance(1)
     metrics = evaluate(held_out, targets, dataset.tags, multilabel=multilabel, threshold=settings.threshold)
     metrics["evaluation"] = _protocol(settings)
-    metrics["misclassified"] = _misclassified(dataset, held_out, settings.threshold)
+    metrics["misclassified"] = misclassified(dataset, held_out, settings.threshold)
     metrics["skipped"] = [{"path": s.path, "reason": s.reason} for s in dataset.skipped]
     metrics["duplicates"] = [
         {"paths": list(d.paths), "tags": [list(t) for t in d.tags], "conflict": d.conflict} for d in dataset.duplicates
@@ -144,19 +147,28 @@ def train(
         started,
         write_model=lambda out, tags, metadata, manifest: write_model_dir(out, head, tags, metadata, manifest),
         verify=lambda model_dir: _verify_export(model_dir, dataset, head, features),
+        iteration_id=iteration_id,
     )
-    return TrainResult(project, iteration, metrics, dataset, time.monotonic() - started)
+    return TrainResult(
+        project, iteration, metrics, dataset, time.monotonic() - started, held_out_by_image(dataset, held_out)
+    )
 
 
 def open_training(
-    data: str | Path, project_dir: str | Path, settings: TrainSettings, *, name: str | None, show_progress: bool | None
+    data: str | Path | ImageList,
+    project_dir: str | Path,
+    settings: TrainSettings,
+    *,
+    name: str | None,
+    show_progress: bool | None,
 ) -> tuple[Project, FeatureExtractor, Dataset]:
     """The project, the feature extractor and the checked dataset every kind of training starts from."""
-    source = Path(data)
-    if not source.exists():
+    source = data if isinstance(data, ImageList) else Path(data)
+    if isinstance(source, Path) and not source.exists():
         raise DatasetError(f"{source}: no such folder or CSV file")
+    multilabel = source.multilabel if isinstance(source, ImageList) else source.is_file()
     # The project folder is checked before any work but written only once the data passes its checks.
-    project = Project.open_or_create(project_dir, multilabel=source.is_file(), name=name, create=False)
+    project = Project.open_or_create(project_dir, multilabel=multilabel, name=name, create=False)
     views = AUGMENTATIONS[settings.augment]
     cache = Path(settings.cache).expanduser() if settings.cache else project.cache_dir
     extractor = FeatureExtractor(settings.resize, cache, settings.threads)
@@ -172,7 +184,9 @@ def open_training(
     return project, extractor, dataset
 
 
-def _listing_size(source: Path) -> int | None:
+def _listing_size(source: Path | ImageList) -> int | None:
+    if isinstance(source, ImageList):
+        return len(source.entries)
     if source.is_dir():
         return sum(1 for folder in source.iterdir() if folder.is_dir() for p in folder.rglob("*") if p.is_file())
     return None
@@ -188,7 +202,12 @@ def _protocol(settings: TrainSettings) -> dict:
     }
 
 
-def _misclassified(dataset: Dataset, probabilities: np.ndarray, threshold: float) -> list[dict]:
+def held_out_by_image(dataset: Dataset, probabilities: np.ndarray) -> dict[str, list[float]]:
+    return {s.sha256: [float(p) for p in row] for s, row in zip(dataset.samples, probabilities, strict=True)}
+
+
+def misclassified(dataset: Dataset, probabilities: np.ndarray, threshold: float) -> list[dict]:
+    """The images the held-out scores get wrong at `threshold`, most confident first."""
     wrong = []
     for sample, probs in zip(dataset.samples, probabilities, strict=True):
         predicted = predicted_tags(probs, dataset.tags, multilabel=dataset.multilabel, threshold=threshold)
@@ -219,11 +238,12 @@ def write_iteration(
     verify: Callable[[Path], None],
     training_type: str = "Regular",
     extra: dict | None = None,
+    iteration_id: str | None = None,
 ) -> Iteration:
     """Write the model (`write_model(out, tags, metadata, manifest)` -> manifest), check it with `verify`,
     then the metrics, report and iteration.json; the iteration appears whole or not at all."""
     with project.new_iteration_dir() as (number, staging):
-        iteration_id = str(uuid.uuid4())
+        iteration_id = iteration_id or str(uuid.uuid4())
         tag_ids = project.tag_ids(dataset.tags)
         model_name = f"{project.name}-iteration-{number}"
         metadata = {
