@@ -65,6 +65,12 @@ class Portal:
                 return shapes.domain(*entry)
         raise not_found("NotFoundDomain", f"no classification domain {domain_id!r} (see GET /domains)")
 
+    def _known_domain(self, domain_id: str) -> str:
+        known = {entry[0] for entry in shapes.DOMAINS}
+        if str(domain_id).lower() not in known:
+            raise bad_request("BadRequestProjectUnknownDomain", f"no classification domain {domain_id} (GET /domains)")
+        return str(domain_id).lower()
+
     # -- projects ------------------------------------------------------------------------------------------
 
     def project_row(self, project_id: str):
@@ -85,7 +91,7 @@ class Portal:
         export_platforms: list[str] | None = None,
     ) -> dict:
         name = _project_name(name)
-        domain_id = self.domain(domain_id)["id"] if domain_id else shapes.DEFAULT_DOMAIN
+        domain_id = self._known_domain(domain_id) if domain_id else shapes.DEFAULT_DOMAIN
         kind = _classification_type(classification_type or "Multiclass")
         platforms = _export_platforms(export_platforms)
         project_id, stamp = str(uuid.uuid4()), now()
@@ -108,7 +114,7 @@ class Portal:
         settings = body.get("settings") or {}
         name = _project_name(body["name"]) if body.get("name") is not None else row["name"]
         description = body.get("description", row["description"])
-        domain_id = self.domain(settings["domainId"])["id"] if settings.get("domainId") else row["domain_id"]
+        domain_id = self._known_domain(settings["domainId"]) if settings.get("domainId") else row["domain_id"]
         kind = row["classification_type"]
         if settings.get("classificationType"):
             kind = _classification_type(settings["classificationType"])
