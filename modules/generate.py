@@ -47,6 +47,18 @@ DEBIAN_PACKAGES = {
     "python3-pydantic": ["pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection"],
     "python3-opencv": ["opencv-python-headless"],
     "python3-cryptography": ["cryptography", "cffi", "pycparser"],  # azure-storage-blob signs requests with it
+    # the portal's trainer: ONNX graphs and the report's charts
+    "python3-onnx": ["onnx", "ml-dtypes"],
+    "python3-matplotlib": [
+        "matplotlib",
+        "contourpy",
+        "kiwisolver",
+        "fonttools",
+        "cycler",
+        "pyparsing",
+        "python-dateutil",
+        "six",
+    ],
 }
 
 
@@ -79,6 +91,11 @@ VIEWER_HEALTH = (  # only while the viewer is on: SHOW_VIDEO off is healthy too
     "import os, urllib.request as u;"
     " on = os.environ.get('SHOW_VIDEO', '').strip().lower() in ('1', 'true', 'yes', 'on');"
     " on and u.urlopen('http://127.0.0.1:%s/api/status' % os.environ.get('VIEWER_PORT', '5012'), timeout=4)"
+)
+
+PORTAL_HEALTH = (
+    "import os, urllib.request as u;"
+    " u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORTAL_PORT', '8080'), timeout=4)"
 )
 
 MODULES = (
@@ -128,6 +145,27 @@ MODULES = (
             "The LEDs are driven through the Sense HAT framebuffer (/dev/fbN, group video), mapped by the",
             "deployment; no privileged container and no root needed.",
         ),
+    ),
+    Module(
+        folder="CustomVisionPortal",
+        name="custom-vision-portal",
+        command="portal",
+        extra="portal",
+        summary="Custom Vision's Training and Prediction APIs on the device (optional; deployed stopped)",
+        debian=(
+            "python3-numpy",
+            "python3-pil",
+            "python3-onnxruntime",
+            "python3-pydantic",
+            "python3-onnx",
+            "python3-matplotlib",
+        ),
+        imports="edgevision.portal.server, edgevision.train.trainer, onnxruntime, onnx, flask, waitress, matplotlib",
+        ports=(8080,),
+        env=(("PORTAL_DATA_DIR", "/data/portal"), ("PORTAL_HOST", "0.0.0.0")),
+        data_dirs=("/data/portal",),
+        healthcheck=PORTAL_HEALTH,
+        notes=("Trains on the CPU with onnxruntime; the fine-tuning extra is left out of the image.",),
     ),
 )
 
@@ -406,6 +444,7 @@ def env_template_section() -> str:
     from edgevision.capture.settings import CaptureSettings
     from edgevision.classifier.settings import ClassifierSettings
     from edgevision.display.settings import DisplaySettings
+    from edgevision.portal.settings import PortalSettings
 
     template = json.loads((ROOT / "deployment.template.json").read_text())["modulesContent"]
     agents = template["$edgeAgent"]["properties.desired"]["modules"]
@@ -417,6 +456,7 @@ def env_template_section() -> str:
         ("image-classifier-service", ClassifierSettings),
         ("camera-capture", CaptureSettings),
         ("sensehat-display", DisplaySettings),
+        ("custom-vision-portal", PortalSettings),
     ):
         used = set(agents[name].get("env", {})) | set(template.get(name, {}).get("properties.desired", {}))
         lines.append(f"#   {name}:")

@@ -102,3 +102,18 @@ class PortalSettings(Settings):
     @property
     def loopback_only(self) -> bool:
         return self.host in LOOPBACK or self.host.startswith("127.")
+
+
+def settings_markdown() -> str:
+    """The settings as the Markdown table of docs/portal.md (`python -m edgevision.portal.settings`)."""
+    rows = ["| variable | default | description |", "|---|---|---|"]
+    for env, field in PortalSettings.env_names().items():
+        info = PortalSettings.model_fields[field]
+        default = info.default
+        shown = "unset" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        rows.append(f"| `{env}` | {shown} | {info.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_markdown())

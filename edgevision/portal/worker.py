@@ -130,11 +130,12 @@ def _prepare_project(portal: Portal, job, project_dir: Path, labels: list[dict])
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m edgevision.portal.worker DATA_DIR [PARENT_PID]` (the portal starts it so)."""
     from edgevision.cli import configure_logging
 
     args = sys.argv[1:] if argv is None else argv
     configure_logging()
-    parent = int(os.environ["EDGEVISION_PORTAL_PARENT"]) if os.environ.get("EDGEVISION_PORTAL_PARENT") else None
+    parent = int(args[1]) if len(args) > 1 else None
     settings = PortalSettings.from_env(data_dir=args[0] if args else None)
     try:
         run(settings, parent)

@@ -55,6 +55,9 @@ BUILTIN_IMAGES: dict[str, LocalImage] = {
         "ImageClassifierService", _edgevision("serve"), (Listener("HOST", "PORT", 80),)
     ),
     "sensehatdisplay": LocalImage("SenseHatDisplay", _edgevision("display")),
+    "customvisionportal": LocalImage(
+        "CustomVisionPortal", _edgevision("portal"), (Listener("PORTAL_HOST", "PORTAL_PORT", 8080),)
+    ),
     # Azure Blob Storage on IoT Edge (`mcr.microsoft.com/azure-blob-storage`) is Azurite locally, on port 11002.
     "azureblobstorage": LocalImage(
         BLOB_STORAGE, (sys.executable, "-m", "edgevision.runtime.azurite"), (Listener("BLOB_HOST", "BLOB_PORT", 11002),)

@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 
 TEMPLATES = ("deployment.template.json", "deployment.debug.template.json")
 PLATFORMS = ("amd64", "arm32v7", "arm64v8")
-MODULE_FOLDERS = ("ImageClassifierService", "CameraCapture", "SenseHatDisplay")
+MODULE_FOLDERS = ("ImageClassifierService", "CameraCapture", "SenseHatDisplay", "CustomVisionPortal")
 IOTEDGEDEV_TIMEOUT = 60
 
 

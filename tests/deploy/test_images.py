@@ -173,7 +173,7 @@ def test_constraints_pin_everything_the_extra_needs_and_no_torch(folder):
 @pytest.mark.parametrize("folder", MODULE_FOLDERS)
 def test_main_py_runs_the_module_command(folder):
     code = module_code(folder)
-    assert code.command in {"serve", "capture", "display"}
+    assert code.command in {"serve", "capture", "display", "portal"}
     source = (ROOT / "modules" / folder / "main.py").read_text()
     assert "from edgevision.cli import main" in source
 
@@ -213,6 +213,7 @@ OPTIONAL_IMPORTS = {
     "picamera2": "CSI cameras, the optional `picamera` extra (libcamera is not in the images)",
     "sense_hat": "the official library; the display falls back to writing the framebuffer itself",
     "sense_emu": "the emulator, in the amd64 display image only (display-emulator extra)",
+    "torch": "advanced training in the portal, behind a probe (the finetune extra; the images train Regular)",
 }
 
 

@@ -105,6 +105,9 @@ def test_iotedgedev_fails_on_create_options_that_are_not_json(tmp_path):
     assert "createOptions of module camera-capture should be an object" in result.stdout + result.stderr
 
 
+PORTAL_MODULE = "custom-vision-portal"  # optional: deployed stopped
+
+
 def test_templates_use_current_runtime_and_every_module_folder():
     for name in TEMPLATES:
         manifest = template(name)
@@ -118,7 +121,12 @@ def test_templates_use_current_runtime_and_every_module_folder():
             "address": "$CONTAINER_REGISTRY_ADDRESS",
         }
         modules = custom_modules(manifest)
-        assert set(modules) == {"camera-capture", "image-classifier-service", "sensehat-display"}
+        assert set(modules) == {
+            "camera-capture",
+            "image-classifier-service",
+            "sensehat-display",
+            "custom-vision-portal",
+        }
         assert set(agent_modules(manifest)) == {*modules, BLOB_MODULE}
         assert sorted(folder_of(m) for m in modules.values()) == sorted(MODULE_FOLDERS)
         for module_name, module in modules.items():
@@ -126,6 +134,7 @@ def test_templates_use_current_runtime_and_every_module_folder():
             assert image.endswith(".debug}") == ("debug" in name), (name, module_name, image)
         for module in agent_modules(manifest).values():
             assert isinstance(module["settings"]["createOptions"], dict), "createOptions must be a JSON object"
+        assert modules[PORTAL_MODULE]["status"] == "stopped", "the portal is off until the operator turns it on"
 
 
 def test_no_module_is_privileged_and_devices_are_mapped():
@@ -306,7 +315,7 @@ def test_the_local_runtime_accepts_the_templates(name):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: 4 modules" in result.stdout
+    assert "OK: 5 modules" in result.stdout
 
 
 @pytest.mark.parametrize("name", TEMPLATES)

@@ -1,0 +1,3 @@
+from edgevision.cli import main
+
+raise SystemExit(main(["portal"]))
