@@ -16,6 +16,7 @@ from these models, so they cannot drift.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
@@ -99,6 +100,12 @@ class DisplayInput(Contract):
     """What the display reads of a message on `input1`: any scoring result (only `predictions` is required)."""
 
     predictions: list[Prediction] = Field(description="The predictions; the display shows the most probable.")
+
+
+# A kept frame's file name in CAPTURE_DIR (`YYYY-MM-DD/<UTC time>_<frame>_<tag>.jpg`, its sidecar beside it
+# as `.json`): the camera writes it, the portal and the captures tools read it.
+CAPTURE_FILE_NAME = re.compile(r"^(\d{8}T\d{6}_\d{6}Z)_\d+_.*\.jpg$")
+CAPTURE_TIME_FORMAT = "%Y%m%dT%H%M%S_%fZ"
 
 
 class CaptureSidecar(Contract):

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from edgevision.contracts import CaptureSidecar, dumps
+from edgevision.contracts import CAPTURE_FILE_NAME, CAPTURE_TIME_FORMAT, CaptureSidecar, dumps
 from edgevision.files import is_temp_file, write_atomic
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
-TIME_FORMAT = "%Y%m%dT%H%M%S_%fZ"
-NAME = re.compile(r"^(\d{8}T\d{6}_\d{6}Z)_\d+_.*\.jpg$")
+TIME_FORMAT = CAPTURE_TIME_FORMAT
+NAME = CAPTURE_FILE_NAME
 
 
 @dataclass(frozen=True, order=True)

@@ -49,6 +49,11 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
     app.json.sort_keys = False
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes, MAX_FORM_MEMORY_SIZE=settings.max_request_bytes)
     app.extensions["edgevision.portal"] = (portal, iterations)
+    if settings.capture_dir is not None:
+        from edgevision.portal.captures import CaptureImporter
+
+        importer = CaptureImporter(portal, iterations, settings.capture_dir, settings.capture_project)
+        app.extensions["edgevision.portal.captures"] = importer
     predictors = _Predictors(settings, portal, iterations, keys["prediction"])
 
     training = Blueprint("training", __name__, url_prefix=TRAINING_PREFIX)

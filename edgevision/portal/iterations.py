@@ -493,6 +493,7 @@ class Iterations:
             stored = self.portal.store.put(data)
         except ImageRejected:
             return None
+        prediction_id = prediction.get("id") or str(uuid.uuid4())
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO blobs (sha256, width, height, size_bytes, format) VALUES (?, ?, ?, ?, ?)"
@@ -503,7 +504,7 @@ class Iterations:
                 "INSERT INTO predictions (id, project_id, iteration_id, sha256, created, application, source,"
                 " source_key, predictions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_key) DO NOTHING",
                 (
-                    prediction["id"] or str(uuid.uuid4()),
+                    prediction_id,
                     project_id,
                     prediction.get("iteration") or None,
                     stored.sha256,
@@ -514,7 +515,7 @@ class Iterations:
                     json.dumps(prediction["predictions"]),
                 ),
             )
-        return prediction["id"]
+        return prediction_id
 
     def query_predictions(self, project_id: str, token: dict) -> dict:
         project = self.portal.project_row(project_id)

@@ -86,6 +86,9 @@ def serve(settings: PortalSettings) -> None:
         raise PortalError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     worker = WorkerSupervisor(settings)
     worker.start()
+    importer = app.extensions.get("edgevision.portal.captures")
+    if importer is not None:
+        importer.start(settings.capture_scan_seconds)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("portal on http://%s:%d, data in %s", settings.host, settings.port, settings.data_dir)
     try:

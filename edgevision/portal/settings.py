@@ -78,6 +78,22 @@ class PortalSettings(Settings):
         description="Seconds allowed to download one image from a URL.",
         json_schema_extra={"env": "PORTAL_URL_TIMEOUT"},
     )
+    capture_dir: Path | None = Field(
+        None,
+        description="The camera's capture folder (read only): its kept frames, with the scorer's predictions,"
+        " become stored predictions to tag and train on. Unset: none.",
+    )
+    capture_project: str = Field(
+        "",
+        description="Project (id or name) for kept frames whose model is not one of the portal's iterations.",
+        json_schema_extra={"env": "PORTAL_CAPTURE_PROJECT"},
+    )
+    capture_scan_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between looks at CAPTURE_DIR for new frames.",
+        json_schema_extra={"env": "PORTAL_CAPTURE_SCAN_SECONDS"},
+    )
     advanced_max_minutes: float = Field(
         30.0,
         gt=0,
