@@ -10,6 +10,7 @@ connections at concurrency 1 and 4 with the same images. Reports img/s, p50/p99 
 fraction of raw and of inference only, and the service's RSS from /proc.
 
     .venv/bin/python bench/bench_service.py [--seconds 8] [--threads N] [--intra-op 1] [--max-predictions 0]
+        [--model DIR]
 
 Targets (issue 2): service >= 0.85x raw at concurrency 4, p50 <= raw + 3 ms at concurrency 1, RSS <= 150 MB.
 Targets (issue 16): raw time per image <= 1.5x inference only (1 thread); service at concurrency 4 >= 0.45x
@@ -138,6 +139,7 @@ def start_service(port: int, args: argparse.Namespace) -> subprocess.Popen:
         "THREADS": str(args.threads or ""),  # empty: the service default
         "INTRA_OP_THREADS": str(args.intra_op),
         "MAX_PREDICTIONS": str(args.max_predictions),
+        **({"MODEL_DIR": str(Path(args.model).resolve())} if args.model else {}),
         **dict(item.split("=", 1) for item in args.env),
     }
     command = [sys.executable, "-m", "edgevision", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -188,11 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="service HTTP threads (THREADS; default: the service's)")
     parser.add_argument("--intra-op", type=int, default=1, help="onnxruntime threads per inference, both sides")
     parser.add_argument("--max-predictions", type=int, default=0, help="service MAX_PREDICTIONS (0 = all)")
+    parser.add_argument("--model", metavar="DIR", help="model folder for every row (default: the bundled model)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="more service settings")
     args = parser.parse_args(argv)
 
     images = [path.read_bytes() for path in demo_photos()]
-    model = load_model(intra_op_threads=args.intra_op)
+    model = load_model(args.model, intra_op_threads=args.intra_op)
 
     def raw(image: bytes):
         return model.infer(model.preprocess(decode_image(image))[np.newaxis])
@@ -226,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"images: {len(images)} bundled photos ({sum(map(len, images)) / len(images) / 1024:.0f} kB JPEG on average);"
         f" service THREADS={threads}, INTRA_OP_THREADS={args.intra_op} (raw too),"
-        f" MAX_PREDICTIONS={args.max_predictions}; {args.seconds:g} s per row in {args.rounds} interleaved slices"
+        f" MAX_PREDICTIONS={args.max_predictions}, model {model.model_id};"
+        f" {args.seconds:g} s per row in {args.rounds} interleaved slices"
     )
     print()
     print(
