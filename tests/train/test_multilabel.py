@@ -64,3 +64,21 @@ def test_multilabel_model_scores_tags_independently(project: Path) -> None:
     for name, tile in tiles.items():
         scores = {p.tag_name: p.probability for p in model.predict(tile.read_bytes())}
         assert {tag for tag, p in scores.items() if p >= 0.5} == expected[name], (name, scores)
+
+
+def test_multilabel_int8_export_keeps_independent_scores(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    result = edgevision(
+        "export", "--project", str(project), "--iteration", "1", "--out", str(out), "--quantize", "int8"
+    )
+    assert result.returncode == 0, result.stderr
+    int8, fp32 = load_model(out), load_model(project / "iterations" / "1" / "model")
+    assert int8.multilabel and int8.labels == fp32.labels
+    for tile in sorted(AERIAL_MINI.rglob("*.png"))[::5]:
+        above = [{p.tag_name for p in m.predict(tile.read_bytes()) if p.probability >= 0.5} for m in (fp32, int8)]
+        assert above[0] == above[1], tile.name
+    entry = json.loads((project / "iterations" / "1" / "metrics.json").read_text())["quantized"]["int8"]
+    assert [t["tag"] for t in entry["tags"]] == ["Cultivated", "Developed", "open land"]
+    assert entry["images"] == 30 and entry["floatAccuracy"] == pytest.approx(
+        json.loads((project / "iterations" / "1" / "metrics.json").read_text())["accuracy"]
+    )
