@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 MIN_IMAGES_PER_TAG = 5
 TRAINING_TYPES = {"regular": "Regular", "advanced": "Advanced"}
-EXPORT_FLAVORS = {"": "", "onnx10": "ONNX10", "onnx12": "ONNX12"}
+EXPORT_FLAVORS = {"": "", "onnx10": "ONNX10", "onnx12": "ONNX12", "int8": "Int8"}
+QUEUED_FLAVORS = {"Int8"}  # built by the worker (quantization calibrates and evaluates: seconds to minutes)
 
 
 class Iterations:
@@ -413,15 +414,17 @@ class Iterations:
             )
         flavor_name = EXPORT_FLAVORS.get((flavor or "").lower())
         if flavor_name is None:
-            raise bad_request("BadRequestInvalid", f"flavor {flavor!r}: none, ONNX10 or ONNX12")
+            raise bad_request("BadRequestInvalid", f"flavor {flavor!r}: none, ONNX10, ONNX12 or Int8")
         target = self._export_file(row["id"], flavor_name)
-        if not target.is_file():
+        queued = flavor_name in QUEUED_FLAVORS and not target.is_file()
+        if not queued and not target.is_file():
             _write_zip(self.model_dir(row), target)
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO exports (iteration_id, platform, flavor, status, file_name, created)"
-                " VALUES (?, 'ONNX', ?, 'Done', ?, ?) ON CONFLICT (iteration_id, platform, flavor) DO NOTHING",
-                (row["id"], flavor_name, target.name, now()),
+                " VALUES (?, 'ONNX', ?, ?, ?, ?) ON CONFLICT (iteration_id, platform, flavor) DO UPDATE"
+                " SET status = excluded.status WHERE exports.status = 'Failed'",
+                (row["id"], flavor_name, "Exporting" if queued else "Done", target.name, now()),
             )
         return next(e for e in self.exports(project_id, iteration_id) if e["flavor"] == (flavor_name or None))
 
@@ -433,12 +436,36 @@ class Iterations:
             {
                 "platform": r["platform"],
                 "status": r["status"],
-                "downloadUri": links.sign(f"/files/exports/{row['id']}/{r['file_name']}"),
+                "downloadUri": links.sign(f"/files/exports/{row['id']}/{r['file_name']}")
+                if r["status"] == "Done"
+                else None,
                 "flavor": r["flavor"] or None,
                 "newerVersionAvailable": False,
             }
             for r in rows
         ]
+
+    def build_export(self, export) -> None:
+        """A queued export (the worker calls it): the flavour's model folder, zipped; Done or Failed."""
+        from edgevision.portal.worker import training_list
+        from edgevision.train.flavours import quantized_model_dir
+
+        row = self.db.one("SELECT * FROM iterations WHERE id = ?", (export["iteration_id"],))
+        status = "Failed"
+        try:
+            project = Project.open(self.portal.project_dir(row["project_id"]))
+            folder = quantized_model_dir(
+                project, row["number"], export["flavor"].lower(), training_list(self.portal, row)
+            )
+            _write_zip(folder, self._export_file(row["id"], export["flavor"]))
+            status = "Done"
+        except Exception as exc:  # shown as the export's status; the reason goes to the log
+            log.warning("export %s of %s failed: %s", export["flavor"], row["name"], exc)
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE exports SET status = ? WHERE iteration_id = ? AND platform = ? AND flavor = ?",
+                (status, export["iteration_id"], export["platform"], export["flavor"]),
+            )
 
     def _export_file(self, iteration_id: str, flavor: str) -> Path:
         return self.portal.root / "exports" / iteration_id / f"ONNX{('-' + flavor) if flavor else ''}.zip"

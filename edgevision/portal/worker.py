@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from edgevision.portal.iterations import Iterations
 from edgevision.portal.service import Portal, now
 from edgevision.portal.settings import PortalSettings
 from edgevision.train.dataset import ImageList
@@ -35,10 +36,14 @@ def run(settings: PortalSettings, parent: int | None = None) -> None:
         log.info("training worker %d ready on %s", os.getpid(), settings.data_dir)
         while parent is None or os.getppid() == parent:
             job = portal.db.one("SELECT * FROM iterations WHERE status = 'Training' ORDER BY created, id LIMIT 1")
-            if job is None:
-                time.sleep(POLL_SECONDS)
+            if job is not None:
+                train_one(portal, job)
                 continue
-            train_one(portal, job)
+            export = portal.db.one("SELECT * FROM exports WHERE status = 'Exporting' ORDER BY created LIMIT 1")
+            if export is not None:
+                Iterations(portal).build_export(export)
+                continue
+            time.sleep(POLL_SECONDS)
 
 
 def train_one(portal: Portal, job) -> None:
@@ -73,21 +78,24 @@ def train_one(portal: Portal, job) -> None:
     log.info("%s of project %s completed in %.1f s", job["name"], job["project_id"], time.monotonic() - started)
 
 
-def _train(portal: Portal, job):
-    project_dir = portal.project_dir(job["project_id"])
-    labels = json.loads(job["labels"])
-    _prepare_project(portal, job, project_dir, labels)
-    names = {t["id"]: t["name"] for t in labels}
-    multilabel = job["classification_type"] == "Multilabel"
+def training_list(portal: Portal, iteration) -> ImageList:
+    """An iteration's image snapshot as the trainer's input (tag names as the model's outputs)."""
+    names = {t["id"]: t["name"] for t in json.loads(iteration["labels"])}
     entries = []
     for row in portal.db.query(
         "SELECT x.sha256, x.tag_ids, b.format FROM iteration_images x JOIN blobs b ON b.sha256 = x.sha256"
         " WHERE x.iteration_id = ? ORDER BY x.created, x.image_id",
-        (job["id"],),
+        (iteration["id"],),
     ):
         tags = tuple(sorted(names[t] for t in json.loads(row["tag_ids"]) if t in names))
         entries.append((portal.store.path(row["sha256"], row["format"]), tags))
-    source = ImageList(portal.store.root, tuple(entries), multilabel)
+    return ImageList(portal.store.root, tuple(entries), iteration["classification_type"] == "Multilabel")
+
+
+def _train(portal: Portal, job):
+    project_dir = portal.project_dir(job["project_id"])
+    _prepare_project(portal, job, project_dir, json.loads(job["labels"]))
+    source = training_list(portal, job)
     settings = TrainSettings(cache=str(portal.root / "cache" / "features"))
     if job["training_type"] == "Advanced":
         from edgevision.train.finetune import AdvancedOptions, train_advanced

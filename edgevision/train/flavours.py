@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgevision.models import decode_image, load_model
-from edgevision.train.dataset import Dataset, load_dataset
+from edgevision.train.dataset import Dataset, ImageList, load_dataset
 from edgevision.train.errors import ProjectError
 from edgevision.train.export import MANIFEST_FILE, MODEL_FILE, copy_model_dir
 from edgevision.train.features import AUGMENTATIONS, FeatureExtractor
@@ -44,14 +44,15 @@ def check_flavour(flavour: str) -> None:
         raise ProjectError(f"unknown quantization {flavour!r}: use one of {', '.join(FLAVOURS)}")
 
 
-def quantized_model_dir(project: Project, number: int, flavour: str = "int8") -> Path:
-    """The iteration's `flavour` model folder, built (and evaluated) the first time it is asked for."""
+def quantized_model_dir(project: Project, number: int, flavour: str = "int8", data: ImageList | None = None) -> Path:
+    """The iteration's `flavour` model folder, built (and evaluated) the first time it is asked for. `data`
+    gives the training images when they are a list (the portal's) rather than the recorded folder or CSV."""
     check_flavour(flavour)
     iteration = project.iteration(number)
     out = flavour_dir(iteration, flavour)
     if (out / MODEL_FILE).is_file() and flavour in iteration.info.get("quantized", {}):
         return out
-    dataset = _training_data(iteration)
+    dataset = _training_data(iteration, data)
     settings = TrainSettings.model_validate(iteration.info["settings"])
     advanced = iteration.info.get("trainingType") == "Advanced"
     folds = _folds(dataset, settings, advanced)
@@ -77,15 +78,15 @@ def quantized_model_dir(project: Project, number: int, flavour: str = "int8") ->
     return out
 
 
-def _training_data(iteration: Iteration) -> Dataset:
+def _training_data(iteration: Iteration, data: ImageList | None = None) -> Dataset:
     """The iteration's training set, re-read from where it was trained and checked to be the same images."""
     recorded = iteration.info["dataset"]
     settings = iteration.info["settings"]
     source = Path(recorded["source"])
     advice = "quantization calibrates on the iteration's own training images; restore them or train again"
-    if not source.exists():
+    if data is None and not source.exists():
         raise ProjectError(f"{source}: the training data of iteration {iteration.number} is gone; {advice}")
-    dataset = load_dataset(source, negative_tag=settings["negative_tag"], min_images=settings["min_images"])
+    dataset = load_dataset(data or source, negative_tag=settings["negative_tag"], min_images=settings["min_images"])
     if dataset.fingerprint() != recorded["fingerprint"]:
         raise ProjectError(f"{source}: changed since iteration {iteration.number} was trained; {advice}")
     return dataset

@@ -63,21 +63,33 @@ def test_a_multiclass_project_from_create_to_export(portal, tmp_path: Path) -> N
     stored = trainer.query_predictions(project.id, training.models.PredictionQueryToken(order_by="Newest"))
     assert len(stored.results) == 3
 
-    export = trainer.export_iteration(project.id, iteration.id, "ONNX")
-    export = wait_until(
-        lambda: next((e for e in trainer.get_exports(project.id, iteration.id) if e.status == "Done"), None),
-        what="the export",
-    )
-    archive = zipfile.ZipFile(io.BytesIO(requests.get(export.download_uri, timeout=30).content))
-    assert sorted(archive.namelist()) == ["cvexport.manifest", "labels.txt", "model.onnx"]
-    model_dir = tmp_path / "export"
-    archive.extractall(model_dir)
-    served = ScoringService(model_dir)
-    try:
-        for name, path in held_out.items():
-            answer = requests.post(f"{served.url}/image", data=path.read_bytes(), timeout=30).json()
-            assert answer["predictions"][0]["tagName"] == name
-    finally:
-        served.close()
+    assert trainer.export_iteration(project.id, iteration.id, "ONNX").status == "Done"
+    queued = trainer.export_iteration(project.id, iteration.id, "ONNX", flavor="Int8")
+    assert queued.status in {"Exporting", "Done"}
+    for flavor in (None, "Int8"):
+        export = wait_until(
+            lambda f=flavor: next(
+                (e for e in trainer.get_exports(project.id, iteration.id) if e.flavor == f and e.status != "Exporting"),
+                None,
+            ),
+            timeout=180,
+            what=f"the {flavor or 'float'} export",
+        )
+        assert export.status == "Done"
+        archive = zipfile.ZipFile(io.BytesIO(requests.get(export.download_uri, timeout=30).content))
+        assert sorted(archive.namelist()) == ["cvexport.manifest", "labels.txt", "model.onnx"]
+        model_dir = tmp_path / f"export-{flavor}"
+        archive.extractall(model_dir)
+        served = ScoringService(model_dir)
+        try:
+            for name, path in held_out.items():
+                answer = requests.post(f"{served.url}/image", data=path.read_bytes(), timeout=30).json()
+                assert answer["predictions"][0]["tagName"] == name
+        finally:
+            served.close()
+    # the int8 flavour is the quantized model (a quarter of the float file's size), with its provenance
+    int8_model = (tmp_path / "export-Int8" / "model.onnx").stat().st_size
+    assert int8_model < (tmp_path / "export-None" / "model.onnx").stat().st_size / 2
+    assert "Quantization" in (tmp_path / "export-Int8" / "cvexport.manifest").read_text()
     # published into the scoring service's PUBLISHED_DIR as well
     assert (portal.data.parent / "published" / "landuse" / "model.onnx").is_file()
