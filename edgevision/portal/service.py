@@ -147,6 +147,10 @@ class Portal:
             published = cur.execute(
                 "SELECT name FROM iterations WHERE project_id = ? AND publish_name IS NOT NULL", (row["id"],)
             ).fetchall()
+            if cur.execute(
+                "SELECT 1 FROM iterations WHERE project_id = ? AND status = 'Training'", (row["id"],)
+            ).fetchone():
+                raise bad_request("BadRequestTrainingAlreadyInProgress", "the project is training; delete it after")
             if published:
                 names = ", ".join(r["name"] for r in published)
                 raise bad_request(

@@ -128,3 +128,22 @@ def test_bad_training_and_export_requests(portal, project) -> None:
         timeout=10,
     )
     assert answer.status_code == 400 and answer.json()["code"] == "BadRequest"
+
+
+def test_a_body_over_the_limit_is_a_json_413(tmp_path) -> None:
+    from tests.portal.conftest import Portal
+
+    small = Portal(tmp_path / "data", env={"PORTAL_MAX_REQUEST_BYTES": "100000"})
+    try:
+        trainer = small.trainer()
+        project = trainer.create_project("limits")
+        answer = requests.post(
+            f"{small.url}/customvision/v3.3/training/projects/{project.id}/images",
+            data=b"\xff" * 150_000,
+            headers={"Training-Key": TRAINING_KEY, "Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+        assert answer.status_code == 413 and answer.json()["code"] == "BadRequestImageSizeBytes"
+        assert trainer.get_image_count(project.id) == 0
+    finally:
+        small.close()
