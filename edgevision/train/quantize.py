@@ -26,6 +26,7 @@ QUANTIZATION_KEY = "EdgeVision.Quantization"
 FLAVOURS = ("int8",)
 MAX_CALIBRATION_IMAGES = 200  # ranges stop moving well before; each image costs a full float inference
 HEAD_PREFIX = "/head/"  # the linear head export.build_onnx appends
+FLOAT_OPS = {"Softmax", "Sigmoid", "ArgMax", "ArrayFeatureExtractor", "ZipMap"}
 BUFFERED_OUTPUTS = 16  # intermediate results held before ranges are folded in: bounds calibration memory
 
 
@@ -53,7 +54,7 @@ def quantize_model(
         model = load_model(source, intra_op_threads=1)
     except ModelLoadError as exc:
         raise ExportError(str(exc)) from None
-    graph = onnx.load(str(source))
+    graph = without_image_scaler(onnx.load(str(source)))
     description = {
         "type": "int8",
         "method": "static",
@@ -68,8 +69,13 @@ def quantize_model(
     dest = Path(dest_onnx)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".quantize-") as scratch:
-        quantized = Path(scratch) / "model.onnx"
-        _quantize(source, quantized, _Calibration(model, images), description)
+        quantized, prepared = Path(scratch) / "model.onnx", Path(scratch) / "source.onnx"
+        onnx.save(graph, str(prepared))
+        try:
+            _quantize(prepared, quantized, _Calibration(model, images), description)
+        except (RuntimeError, ValueError) as exc:  # onnx's converter and onnxruntime's tools raise these
+            reason = " ".join(str(exc).split())[:200]
+            raise ExportError(f"{source}: onnxruntime cannot quantize this graph: {reason}") from None
         result = onnx.load(str(quantized))
         metadata = {**model.metadata, QUANTIZATION_KEY: json.dumps(description)}
         del result.metadata_props[:]
@@ -88,9 +94,39 @@ def spread(items: Sequence, limit: int) -> list:
 
 
 def float_nodes(graph) -> list[str]:
-    """Nodes kept in float: our export's head and every node that writes a graph output."""
+    """Nodes kept in float: our export's head, softmax/sigmoid anywhere, and every node that writes a graph
+    output (or, in classic Custom Vision exports, follows the softmax: ArgMax, label lookup, ZipMap)."""
     outputs = {o.name for o in graph.graph.output}
-    return [n.name for n in graph.graph.node if n.name.startswith(HEAD_PREFIX) or outputs.intersection(n.output)]
+    return [
+        n.name
+        for n in graph.graph.node
+        if n.name.startswith(HEAD_PREFIX) or n.op_type in FLOAT_OPS or outputs.intersection(n.output)
+    ]
+
+
+def without_image_scaler(graph):
+    """Classic Custom Vision exports start with ImageScaler (opset 7, dropped from ONNX since): onnx's opset
+    converter, which the quantizer runs, has no schema for it. The same x * scale + bias as Mul and Add
+    (constants as nodes: these IR 3 files would need initializers listed as inputs too)."""
+    from onnx import helper, numpy_helper
+
+    for index, node in enumerate(list(graph.graph.node)):
+        if node.op_type != "ImageScaler":
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        bias = np.asarray(attributes.get("bias", [0.0, 0.0, 0.0]), np.float32).reshape(1, -1, 1, 1)
+        scale = np.asarray(attributes.get("scale", 1.0), np.float32)
+        scale_name, bias_name, scaled = (f"{node.name}.{part}" for part in ("scale", "bias", "scaled"))
+        replacement = [
+            helper.make_node("Constant", [], [scale_name], value=numpy_helper.from_array(scale, scale_name)),
+            helper.make_node("Constant", [], [bias_name], value=numpy_helper.from_array(bias, bias_name)),
+            helper.make_node("Mul", [node.input[0], scale_name], [scaled], name=f"{node.name}/Mul"),
+            helper.make_node("Add", [scaled, bias_name], list(node.output), name=f"{node.name}/Add"),
+        ]
+        graph.graph.node.remove(node)
+        for offset, new in enumerate(replacement):
+            graph.graph.node.insert(index + offset, new)
+    return graph
 
 
 def _quantize(source: Path, dest: Path, reader, description: dict) -> None:

@@ -13,7 +13,7 @@ import requests
 from edgevision.demo import demo_photos
 from edgevision.models import DEFAULT_MODEL_DIR, load_model
 from edgevision.train.quantize import QUANTIZATION_KEY, quantize_model
-from tests.conftest import ScoringService
+from tests.conftest import ScoringService, shared_path
 from tests.train.conftest import AERIAL_MINI, edgevision
 
 
@@ -125,3 +125,21 @@ def test_quantize_model_on_the_bundled_imagenet_model(tmp_path: Path) -> None:
         if a[0].probability >= 0.5:
             assert a[0].tag_name == b[0].tag_name, photo.name
     assert agree >= 0.8 * len(photos)
+
+
+def test_quantize_model_on_a_classic_custom_vision_export(tmp_path: Path) -> None:
+    """A real compact export (opset 7, ImageScaler, ZipMap outputs) quantizes and still scores as classic."""
+    source = shared_path("models/customvision-exports/cat-or-dog")
+    shutil.copy(source / "labels.txt", tmp_path)
+    photos = demo_photos()
+    described = quantize_model(source / "model.onnx", tmp_path / "model.onnx", photos[::2])
+    assert "ZipMap" in described["floatNodes"]
+    fp32, int8 = load_model(source), load_model(tmp_path)
+    assert int8.classic and {k: v for k, v in int8.metadata.items() if k != QUANTIZATION_KEY} == fp32.metadata
+    kitten = (source / "sample_kitten_224.png").read_bytes()
+    assert int8.predict(kitten)[0].tag_name == fp32.predict(kitten)[0].tag_name == "cat"
+    # Bound as for the bundled model: the same top-1 wherever float is sure (>= 0.5); measured: all 10 agree.
+    for photo in photos:
+        a, b = fp32.predict(photo.read_bytes()), int8.predict(photo.read_bytes())
+        if a[0].probability >= 0.5:
+            assert a[0].tag_name == b[0].tag_name, photo.name
