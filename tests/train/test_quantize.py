@@ -143,3 +143,19 @@ def test_quantize_model_on_a_classic_custom_vision_export(tmp_path: Path) -> Non
         a, b = fp32.predict(photo.read_bytes()), int8.predict(photo.read_bytes())
         if a[0].probability >= 0.5:
             assert a[0].tag_name == b[0].tag_name, photo.name
+
+
+def test_int8_export_without_the_training_images_is_a_one_line_error(tmp_path: Path, feature_cache: str) -> None:
+    data = tmp_path / "tiles"
+    shutil.copytree(AERIAL_MINI, data)
+    project = tmp_path / "project"
+    trained = edgevision("train", str(data), "--project", str(project), "--cache", feature_cache)
+    assert trained.returncode == 0, trained.stderr
+    shutil.rmtree(data / "Barren")
+    out = tmp_path / "out"
+    result = edgevision(
+        "export", "--project", str(project), "--iteration", "1", "--out", str(out), "--quantize", "int8"
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "changed since iteration 1" in result.stderr, result.stderr
+    assert not out.exists() and not (project / "iterations" / "1" / "model-int8").exists()
