@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from pathlib import Path
 
 from edgevision.contracts import CAPTURE_FILE_NAME, CaptureSidecar, ContractError, parse
@@ -91,12 +92,20 @@ class CaptureImporter:
         return out
 
     def _fallback_project(self) -> str | None:
+        """PORTAL_CAPTURE_PROJECT's id; a name that is no project yet becomes one (Multiclass, default domain),
+        so a camera's frames have somewhere to go before anyone trained."""
         if not self.project:
             return None
         row = self.portal.db.one(
             "SELECT id FROM projects WHERE id = ? OR name = ?", (self.project.lower(), self.project)
         )
-        return row["id"] if row else None
+        if row is not None:
+            return row["id"]
+        try:
+            uuid.UUID(self.project)
+        except ValueError:
+            return self.portal.create_project(self.project, "frames kept by the camera")["id"]
+        return None
 
     def run(self, every: float) -> None:
         while not self._stop.wait(every):

@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " does; a Docker engine is needed (scripts/docker.sh)",
     )
     run.add_argument(
+        "--portal",
+        action="store_true",
+        help="the demo with the optional custom-vision-portal module beside the others: the camera's kept frames"
+        " appear in its project 'demo camera' (docs/portal.md)",
+    )
+    run.add_argument(
         "--platform",
         choices=("amd64", "arm64v8", "arm32v7"),
         help="with --containers: the platform of ${MODULES.X} images (default: this machine's)",
@@ -76,7 +82,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.manifest is None:
         from edgevision.runtime.demo import prepare_demo
 
-        manifest, demo_variables = prepare_demo(out)
+        manifest, demo_variables = prepare_demo(out, portal=args.portal)
         variables = {**demo_variables, **variables}
     else:
         manifest = args.manifest

@@ -12,6 +12,8 @@ from edgevision.demo import DEMO_PHOTOS
 from edgevision.errors import EdgeVisionError
 
 DEMO_MANIFEST = Path(__file__).resolve().parent / "deployment.demo.json"
+# The same, with the optional custom-vision-portal module reading the camera's captures (`run --portal`).
+DEMO_PORTAL_MANIFEST = DEMO_MANIFEST.with_name("deployment.demo-portal.json")
 # Order mixes kept and ignored photos so the capture folder visibly fills only with the capture tags.
 DEMO_ORDER = (
     "darknet/dog.jpg",
@@ -44,6 +46,6 @@ def demo_clip(out: Path) -> Path:
     return clip
 
 
-def prepare_demo(out: Path) -> tuple[Path, dict[str, str]]:
-    """The demo manifest and the template variables it needs (`DEMO_CLIP`)."""
-    return DEMO_MANIFEST, {"DEMO_CLIP": str(demo_clip(out).resolve())}
+def prepare_demo(out: Path, portal: bool = False) -> tuple[Path, dict[str, str]]:
+    """The demo manifest (with the portal, or not) and the template variables it needs (`DEMO_CLIP`)."""
+    return DEMO_PORTAL_MANIFEST if portal else DEMO_MANIFEST, {"DEMO_CLIP": str(demo_clip(out).resolve())}
