@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from edgevision import __version__
 from edgevision.classifier.forms import ImageRequest, form_field_bytes
-from edgevision.portal import shapes
+from edgevision.portal import pages, shapes
 from edgevision.portal.errors import ApiError, bad_request, not_found
 from edgevision.portal.iterations import Iterations
 from edgevision.portal.service import NewImage, Portal
@@ -61,20 +61,16 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
     app.register_blueprint(training)
     _prediction_routes(app, portal, iterations, predictors, keys["prediction"])
     _file_routes(app, portal, iterations, keys["training"])
+    app.register_blueprint(pages.create_blueprint(keys["training"]))
 
     @app.before_request
     def authenticate() -> None:
         portal.use_links(shapes.Links(request.host_url.rstrip("/"), keys["training"]))
         if request.blueprint == "training" and keys["training"] is not None:
-            _require_key("Training-Key", keys["training"])
-
-    @app.get("/")
-    def index() -> Response:
-        text = (
-            f"edgevision portal {__version__}: the Custom Vision Training API at /customvision/v3.3/training"
-            " (and v3.4-preview), prediction at /customvision/v3.1/prediction (and v3.0). Docs: docs/portal.md\n"
-        )
-        return Response(text, mimetype="text/plain")
+            if "Training-Key" in request.headers:  # scripts and the SDK: the key, no cookie, no CSRF token
+                _require_key("Training-Key", keys["training"])
+            else:  # the pages: the login's session cookie, and a CSRF token on writes
+                pages.require_session(keys["training"])
 
     @app.get("/health")
     def health() -> Response:

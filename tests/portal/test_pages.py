@@ -1,0 +1,251 @@
+"""The portal's web pages in a real headless Chromium (Debian's, driven by Playwright for Python) against a real
+`edgevision portal` process: every click goes through the Training API routes the SDK uses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from edgevision.portal.pages import new_session, valid_session
+from tests.portal.conftest import PREDICTION_KEY, TRAINING_KEY, Portal, aerial_images
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Screenshots for docs/portal.md, taken by this test's own code when asked: PORTAL_SCREENSHOTS=docs/images
+SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS")
+HOSTILE = '<img src=x onerror="window.pwned=1">'
+
+
+def training_url(portal: Portal, path: str) -> str:
+    return f"{portal.url}/customvision/v3.3/training{path}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
+    profile = tempfile.mkdtemp(prefix="edgevision-chromium-")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(20_000)
+        yield context
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser):
+    browser.clear_cookies()
+    tab = browser.new_page()
+    tab.on("dialog", lambda dialog: dialog.accept())
+    yield tab
+    tab.close()
+
+
+def shot(page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"portal-{name}.png"))
+
+
+def log_in(page, portal: Portal) -> None:
+    page.goto(portal.url)
+    page.fill("#login-key", "not-the-key")
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#login-error:has-text('not this portal')")
+    shot(page, "login")
+    page.fill("#login-key", TRAINING_KEY)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#create-project")
+
+
+def upload(page, files: list[Path], tag: str | None) -> None:
+    page.select_option("#upload-tag", label=tag or "(no tag)")
+    page.set_input_files("#upload-files", [str(f) for f in files])
+
+
+@pytest.mark.slow
+def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_prediction(
+    page, portal: Portal, tmp_path: Path
+) -> None:
+    images = aerial_images(per_tag=7)
+    log_in(page, portal)
+    page.fill("#project-name", "aerial")
+    page.fill("#project-description", "land use from the air")
+    page.click("#create-project")
+    page.wait_for_selector("#upload-files")
+    for name in ["Barren", "Cultivated", "Developed"]:
+        page.fill("#tag-name", name)
+        page.click("#add-tag")
+        page.wait_for_selector(f".filters a:has-text('{name}')")
+
+    # upload by the file picker: one class with a file that is not an image among it (a per-file error)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a picture")
+    upload(page, [*images["Barren"][:6], bad], "Barren")
+    page.wait_for_selector("#upload-status:has-text('6 of 7 uploaded')")
+    assert page.inner_text("#upload-errors") == "notes.txt: ErrorImageFormat"
+    upload(page, images["Cultivated"][:6], "Cultivated")
+    page.wait_for_selector("#upload-status:has-text('6 of 6 uploaded')")
+    upload(page, images["Developed"][:6], None)
+    page.wait_for_selector("#upload-status:has-text('6 of 6 uploaded')")
+
+    # tag the untagged ones by selecting them all
+    page.click("a[data-filter=untagged]")
+    page.wait_for_selector("#page:has-text('6 images')")
+    page.click("#select-page")
+    page.wait_for_selector("#selected-count:has-text('6 selected')")
+    page.select_option("#selection-tag", label="Developed")
+    page.click("#tag-selected")
+    page.wait_for_selector("#no-images")
+    page.click("a[data-filter=all]")
+    page.wait_for_selector("#page:has-text('18 images')")
+    assert page.locator(".filters a:has-text('Developed · 6')").count() == 1
+    shot(page, "images")
+
+    # train, watch the status go to Completed
+    page.click("#tab-train")
+    page.click("#train-quick")
+    page.wait_for_selector("#iterations .status:has-text('Training')")
+    page.wait_for_selector("#iterations .status:has-text('Completed')", timeout=150_000)
+    assert page.inner_text("#iterations .taken").endswith(" s")
+    shot(page, "train")
+
+    # performance: the numbers are the API's at the slider's threshold and change as it moves
+    project_id = page.url.split("/p/")[1].split("/")[0]
+    iteration_id = page.get_attribute("#iterations tr[data-id]", "data-id")
+    page.click("#tab-performance")
+    page.wait_for_selector("#pr-curve polyline", state="attached")
+    assert page.locator("#confusion rect").count() == 3 * 4
+    at_half = page.inner_text("#recall")
+
+    def api_recall(threshold: float) -> str:
+        answer = requests.get(
+            training_url(portal, f"/projects/{project_id}/iterations/{iteration_id}/performance"),
+            params={"threshold": threshold},
+            headers={"Training-Key": TRAINING_KEY},
+            timeout=30,
+        ).json()
+        return f"{100 * answer['recall']:.1f}%"
+
+    assert at_half == api_recall(0.5)
+    page.focus("#threshold")
+    page.keyboard.press("End")
+    page.wait_for_selector("#threshold-value:has-text('100%')")
+    page.wait_for_function("(old) => document.getElementById('recall').textContent !== old", arg=at_half)
+    assert page.inner_text("#recall") == api_recall(1.0)
+    assert float(page.inner_text("#recall").rstrip("%")) < float(at_half.rstrip("%"))
+    assert page.locator("#wrong .wrong-image").count() > 0  # at 100% nearly every image goes unpredicted
+    page.keyboard.press("Home")
+    page.wait_for_selector("#threshold-value:has-text('0%')")
+    shot(page, "performance")
+
+    # publish under the default name; the shown URL answers with the prediction key
+    assert page.input_value("#publish-name") == "Iteration1"
+    page.click("#publish-button")
+    page.wait_for_selector("#prediction-url")
+    url = page.inner_text("#prediction-url")
+    assert url == f"{portal.url}/customvision/v3.1/prediction/{project_id}/classify/iterations/Iteration1/image"
+    assert url in page.inner_text("#curl")
+    photo = images["Cultivated"][6]
+    predicted = requests.post(url, data=photo.read_bytes(), headers={"Prediction-Key": PREDICTION_KEY}, timeout=60)
+    assert predicted.status_code == 200, predicted.text
+    assert {p["tagName"] for p in predicted.json()["predictions"]} == {"Barren", "Cultivated", "Developed"}
+    shot(page, "publish")
+
+    # quick test an image, saved to the predictions; then tag it and move it into training in one action
+    page.click("#tab-quicktest")
+    page.check("#quicktest-store")
+    page.set_input_files("#quicktest-file", str(images["Developed"][6]))
+    page.wait_for_selector("#quicktest-table tr:nth-child(4)")
+    page.click("#tab-predictions")
+    page.select_option("#prediction-order", "Suggested")
+    page.wait_for_selector("#predictions .tile")
+    assert page.locator("#predictions .tile").count() == 2  # the quick test and the published-URL request
+    page.click("#predictions .tile >> nth=0")
+    page.select_option("#prediction-tag", label="Developed")
+    page.click("#move-predictions")
+    page.wait_for_selector("#notice:has-text('1 of 1 moved into training')")
+    page.wait_for_selector("#predictions .tile >> nth=0")
+    assert page.locator("#predictions .tile").count() == 1
+    count = requests.get(
+        training_url(portal, f"/projects/{project_id}/images/count"), headers={"Training-Key": TRAINING_KEY}, timeout=30
+    )
+    assert count.json() == 19
+
+    # unpublish from the performance page
+    page.click("#tab-performance")
+    page.click("#unpublish")
+    page.wait_for_selector("#publish-button")
+
+
+def test_a_session_cookie_is_httponly_strict_and_writes_need_the_csrf_token(page, portal: Portal) -> None:
+    log_in(page, portal)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "edgevision_portal_session")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    script = """async ([url, token]) => {
+        const headers = token ? {"X-CSRF-Token": token} : {};
+        const r = await fetch(url, {method: "POST", headers, credentials: "same-origin"});
+        return [r.status, (await r.json()).code];
+    }"""
+    create = training_url(portal, "/projects?name=csrf")
+    assert page.evaluate(script, [create, None]) == [403, "Forbidden"]
+    assert page.evaluate(script, [create, "forged"]) == [403, "Forbidden"]
+    token = page.evaluate("async () => (await (await fetch('/portal/session')).json()).csrfToken")
+    assert page.evaluate(script, [create, token])[0] == 200
+    reads = page.evaluate(f"async () => (await fetch('{training_url(portal, '/projects')}')).status")
+    assert reads == 200  # reads need the cookie only
+    # outside the browser: no cookie and no key is refused; the key header alone still works (the SDK's way)
+    assert requests.post(create.replace("csrf", "other"), timeout=30).status_code == 401
+    keyed = requests.post(create.replace("csrf", "other"), headers={"Training-Key": TRAINING_KEY}, timeout=30)
+    assert keyed.status_code == 200
+    page.click("#logout")
+    page.wait_for_selector("#login-key")
+    assert page.evaluate(f"async () => (await fetch('{training_url(portal, '/projects')}')).status") == 401
+
+
+def test_without_keys_on_loopback_there_is_no_login_and_html_in_names_stays_text(page, tmp_path: Path) -> None:
+    open_portal = Portal(tmp_path / "data", env={"TRAINING_KEY": "", "PREDICTION_KEY": ""})
+    try:
+        made = requests.post(training_url(open_portal, "/projects"), params={"name": HOSTILE}, timeout=30).json()
+        requests.post(training_url(open_portal, f"/projects/{made['id']}/tags"), params={"name": HOSTILE}, timeout=30)
+        page.goto(open_portal.url)
+        page.wait_for_selector("#projects")
+        assert page.locator("#login-key").count() == 0
+        assert page.inner_text("#projects .project-link") == HOSTILE
+        page.click("#projects .project-link")
+        page.wait_for_selector(".filters a[data-filter^='tag:']")
+        assert page.inner_text(".filters a[data-filter^='tag:']") == f"{HOSTILE} · 0"
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("main img[src=x]").count() == 0
+    finally:
+        open_portal.close()
+
+
+def test_session_tokens_are_signed_and_expire() -> None:
+    key = b"k"
+    token = new_session(key, now=1000.0)
+    assert valid_session(key, token, now=1001.0)
+    assert not valid_session(b"other key", token, now=1001.0)
+    assert not valid_session(key, token, now=1000.0 + 13 * 3600)
+    expires, nonce, mac = token.split(".")
+    assert not valid_session(key, f"{int(expires) + 9999}.{nonce}.{mac}", now=1001.0)
+    assert not valid_session(key, "garbage", now=1001.0)
