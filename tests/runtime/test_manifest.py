@@ -263,13 +263,16 @@ def test_project_deployment_templates_load(name: str) -> None:
         "camera-capture",
         "image-classifier-service",
         "sensehat-display",
+        "custom-vision-portal",
     }
+    assert deployment.modules["custom-vision-portal"].status == "stopped"  # optional: the runtime skips it
     assert {r.name for r in deployment.routes} == {"cameraToDisplay", "cameraToUpstream", "capturesToUpstream"}
     assert {m.local.name for m in deployment.modules.values()} == {
         "AzureBlobStorage",
         "CameraCapture",
         "ImageClassifierService",
         "SenseHatDisplay",
+        "CustomVisionPortal",
     }
 
 
