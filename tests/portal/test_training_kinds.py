@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import io
+import zipfile
 
+import pytest
+import requests
+
+from tests.conftest import ScoringService
 from tests.portal.conftest import Portal, aerial_images, training
 from tests.portal.test_sdk_project import trained
 
@@ -11,9 +16,10 @@ Entry = training.models.ImageFileCreateEntry
 Batch = training.models.ImageFileCreateBatch
 
 
-def test_a_multilabel_project_with_negatives(portal) -> None:
+def test_a_multilabel_project_with_negatives_from_create_to_export(portal, tmp_path) -> None:
     trainer = portal.trainer()
-    project = trainer.create_project("multi", classification_type="Multilabel")
+    compact = next(d for d in trainer.get_domains() if d.name == "General (compact)")
+    project = trainer.create_project("multi", classification_type="Multilabel", domain_id=compact.id)
     assert project.settings.classification_type == "Multilabel"
     images = aerial_images(per_tag=10)
     built = trainer.create_tag(project.id, "built")
@@ -37,6 +43,17 @@ def test_a_multilabel_project_with_negatives(portal) -> None:
     both = Entry(name="x.jpg", contents=images["Barren"][9].read_bytes(), tag_ids=[negative.id, built.id])
     summary = trainer.create_images_from_files(project.id, Batch(images=[both]))
     assert summary.images[0].status == "ErrorNegativeAndRegularTagOnSameImage"
+    # the export, served by a real `edgevision serve`, answers as the portal did
+    export = trainer.export_iteration(project.id, iteration.id, "ONNX")
+    zipfile.ZipFile(io.BytesIO(requests.get(export.download_uri, timeout=30).content)).extractall(tmp_path / "m")
+    served = ScoringService(tmp_path / "m")
+    try:
+        answer = requests.post(f"{served.url}/image", data=images["Developed"][9].read_bytes(), timeout=30).json()
+        assert [p["tagName"] for p in answer["predictions"]] == [p.tag_name for p in result.predictions]
+        for mine, theirs in zip(answer["predictions"], result.predictions, strict=True):
+            assert abs(mine["probability"] - theirs.probability) < 1e-5
+    finally:
+        served.close()
 
 
 @pytest.mark.slow
