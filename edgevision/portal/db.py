@@ -1,5 +1,6 @@
 """The portal's database: SQLite (WAL, synchronous=FULL) by default, in plain SQL kept portable (no SQLite-only
-types or functions in the schema or queries; `?` placeholders are the one dialect detail), versioned by
+types or functions in the schema or queries; the dialect details are the `?` placeholders and `BEGIN
+IMMEDIATE`, both in this file's Database class), versioned by
 MIGRATIONS so a newer portal upgrades an older data folder in place.
 
 One connection per thread; a transaction is `with db.transaction() as cur:`, committed on success.
