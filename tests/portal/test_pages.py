@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -11,9 +12,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
+from edgevision.demo.slideshow import make_slideshow
 from edgevision.portal.pages import new_session, valid_session
-from tests.portal.conftest import PREDICTION_KEY, TRAINING_KEY, Portal, aerial_images
+from tests.conftest import ScoringService, wait_until
+from tests.portal.conftest import PREDICTION_KEY, TRAINING_KEY, Portal, aerial_images, training
+from tests.portal.test_ranger_loop import run_camera
+from tests.portal.test_sdk_project import trained
+from tests.portal.test_sdk_project import upload as sdk_upload
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Screenshots for docs/portal.md, taken by this test's own code when asked: PORTAL_SCREENSHOTS=docs/images
@@ -63,7 +70,11 @@ def page(browser):
 def shot(page, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"portal-{name}.png"))
+        path = Path(SCREENSHOTS) / f"portal-{name}.png"
+        page.screenshot(path=str(path))
+        with Image.open(path) as image:  # a palette PNG: a tenth of the size, for the docs
+            small = image.convert("RGB").quantize(colors=64)
+        small.save(path, optimize=True)
 
 
 def log_in(page, portal: Portal) -> None:
@@ -147,6 +158,7 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
         return f"{100 * answer['recall']:.1f}%"
 
     assert at_half == api_recall(0.5)
+    shot(page, "performance")
     page.focus("#threshold")
     page.keyboard.press("End")
     page.wait_for_selector("#threshold-value:has-text('100%')")
@@ -156,7 +168,6 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     assert page.locator("#wrong .wrong-image").count() > 0  # at 100% nearly every image goes unpredicted
     page.keyboard.press("Home")
     page.wait_for_selector("#threshold-value:has-text('0%')")
-    shot(page, "performance")
 
     # publish under the default name; the shown URL answers with the prediction key
     assert page.input_value("#publish-name") == "Iteration1"
@@ -195,6 +206,69 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     page.click("#tab-performance")
     page.click("#unpublish")
     page.wait_for_selector("#publish-button")
+
+
+@pytest.mark.slow
+def test_the_ranger_tags_kept_frames_retrains_and_the_camera_scorer_serves_the_new_iteration(
+    page, tmp_path: Path
+) -> None:
+    captures, published = tmp_path / "captures", tmp_path / "published"
+    env = {"CAPTURE_DIR": str(captures), "PORTAL_CAPTURE_SCAN_SECONDS": "0.3"}
+    portal = Portal(tmp_path / "data", published=published, env=env)
+    scorer = ScoringService(env={"PUBLISHED_DIR": str(published)})
+    try:
+        # the first model, made through the SDK (the other test makes one through the pages)
+        trainer = portal.trainer()
+        project = trainer.create_project("deer camera")
+        tiles = aerial_images(10)
+        tags = {name: trainer.create_tag(project.id, name).id for name in ("Barren", "Developed")}
+        sdk_upload(trainer, project.id, tags, {name: tiles[name][:6] for name in tags})
+        first = trained(trainer, project.id, trainer.train_project(project.id))
+        trainer.publish_iteration(project.id, first.id, "camera", "resource")
+        clip = make_slideshow(
+            [*tiles["Developed"][6:], *tiles["Barren"][6:]], tmp_path / "clip.avi", fps=2, size=(320, 320)
+        )
+        endpoint = f"{scorer.url}/{project.id}/classify/iterations/camera/image"
+        kept = run_camera(tmp_path, clip, endpoint, captures / "run1", 1)
+        assert len(kept) >= 2
+        token = training.models.PredictionQueryToken(application="camera-capture")
+        wait_until(lambda: len(trainer.query_predictions(project.id, token).results) == len(kept), timeout=60)
+
+        # in the pages: the kept frames, least confident first; two of them tagged into training in one action
+        log_in(page, portal)
+        page.goto(f"{portal.url}/#/p/{project.id}/predictions")
+        page.select_option("#prediction-source", "camera-capture")
+        page.select_option("#prediction-order", "Suggested")
+        page.wait_for_selector(f"#predictions .tile >> nth={len(kept) - 1}")
+        shot(page, "predictions")
+        page.click("#predictions .tile >> nth=0")
+        page.click("#predictions .tile >> nth=1")
+        page.select_option("#prediction-tag", label="Developed")
+        page.click("#move-predictions")
+        page.wait_for_selector("#notice:has-text('2 of 2 moved into training')")
+        assert trainer.get_tagged_image_count(project.id) in (13, 14)  # two frames of one photo are one picture
+
+        # retrain, then publish the new iteration under the camera's name, replacing the first
+        page.click("#tab-train")
+        page.click("#train-quick")
+        page.wait_for_selector("#iterations tr:nth-child(3) .status:has-text('Completed')", timeout=150_000)
+        page.click("#tab-performance")
+        page.wait_for_selector("#iteration option:has-text('Iteration 2')", state="attached")
+        assert page.input_value("#iteration") != first.id  # the newest iteration is shown first
+        page.fill("#publish-name", "camera")
+        page.check("#publish-overwrite")
+        page.click("#publish-button")
+        page.wait_for_selector("#published-name:has-text('camera')")
+        new_sha = json.loads((published / "camera" / "cvexport.manifest").read_text())["ModelFileSHA256"][:12]
+
+        def serves_new() -> bool:
+            answer = requests.post(endpoint, data=tiles["Developed"][9].read_bytes(), timeout=30)
+            return answer.status_code == 200 and answer.headers.get("X-Model-Id", "").endswith(new_sha)
+
+        wait_until(serves_new, timeout=60, what="the camera's scorer to serve iteration 2")
+    finally:
+        scorer.close()
+        portal.close()
 
 
 def test_a_session_cookie_is_httponly_strict_and_writes_need_the_csrf_token(page, portal: Portal) -> None:

@@ -775,9 +775,9 @@ function confusion(images, labelList, multilabel, threshold) {
   });
   return svg(
     "svg",
-    { width: left + columns.length * cell + 10, height: top + labelList.length * cell + 24, id: "confusion", role: "img" },
+    { width: Math.max(330, left + columns.length * cell + 10), height: top + labelList.length * cell + 24, id: "confusion", role: "img" },
     ...parts,
-    svg("text", { x: left, y: top + labelList.length * cell + 16 }, "rows: the image's tag · columns: predicted"),
+    svg("text", { x: 4, y: top + labelList.length * cell + 16 }, "rows: the image's tag · columns: predicted"),
   );
 }
 
@@ -800,7 +800,7 @@ async function performanceView(project, body) {
     body.replaceChildren(h("section", {}, h("p", { class: "muted" }, "No trained iteration yet: train first.")));
     return;
   }
-  const chosen = iterations.find((it) => it.id === performanceView.iteration) || iterations[0];
+  const chosen = iterations.find((it) => it.id === performanceView.iteration) || iterations[iterations.length - 1];
   performanceView.iteration = chosen.id;
   const select = h(
     "select",
@@ -851,7 +851,7 @@ async function performanceView(project, body) {
       numbers,
       charts,
     ),
-    publishPanel(project, chosen),
+    publishPanel(project, chosen, iterations),
     h("section", {}, h("h2", {}, "Images this iteration got wrong"), wrong),
   );
   await update();
@@ -921,7 +921,7 @@ function copyButton(text) {
   );
 }
 
-function publishPanel(project, iteration) {
+function publishPanel(project, iteration, iterations) {
   const section = h("section", { id: "publish" }, h("h2", {}, "Publish"));
   const reload = () => route();
   if (iteration.publishName) {
@@ -947,12 +947,18 @@ function publishPanel(project, iteration) {
       ),
     );
   } else {
-    const name = h("input", { id: "publish-name", value: iteration.name.replace(/\s+/g, "") });
+    // Names other iterations hold: publishing under one of them (with "replace") swaps the model a running
+    // scorer serves under that name, e.g. the camera's.
+    const taken = iterations.filter((it) => it.publishName).map((it) => [it.publishName, it.name]);
+    const name = h("input", { id: "publish-name", value: iteration.name.replace(/\s+/g, ""), list: "publish-names" });
+    const overwrite = h("input", { type: "checkbox", id: "publish-overwrite" });
     section.append(
+      h("datalist", { id: "publish-names" }, taken.map(([n, by]) => h("option", { value: n }, `now ${by}`))),
       h(
         "div",
         { class: "row" },
         h("label", {}, "Name ", name),
+        taken.length ? h("label", {}, overwrite, " replace the iteration published under this name") : null,
         h(
           "button",
           {
@@ -960,7 +966,7 @@ function publishPanel(project, iteration) {
             id: "publish-button",
             onclick: guarded(async () => {
               await api("POST", `/projects/${project.id}/iterations/${iteration.id}/publish`, {
-                query: { publishName: name.value, predictionId: "local" },
+                query: { publishName: name.value, predictionId: "local", overwrite: overwrite.checked ? "true" : null },
               });
               notify(`${iteration.name} published as ${name.value}`);
               reload();
@@ -981,24 +987,42 @@ function exportPanel(project, iteration) {
     box.append(h("p", { class: "muted" }, "Export needs a compact domain: switch the project's domain and train again."));
     return box;
   }
-  const links = h("div", { class: "row" });
+  const links = h("ul", { id: "exports" });
+  const flavor = h(
+    "select",
+    { id: "export-flavor" },
+    h("option", { value: "" }, "ONNX"),
+    h("option", { value: "ONNX10" }, "ONNX 1.0"),
+    h("option", { value: "ONNX12" }, "ONNX 1.2"),
+    h("option", { value: "Int8" }, "ONNX int8 (quantized)"),
+  );
   const show = async () => {
     const exports = await api("GET", `/projects/${project.id}/iterations/${iteration.id}/export`);
+    const name = (e) => `${e.platform}${e.flavor ? " " + e.flavor : ""}`;
     links.replaceChildren(
-      ...exports.map((e) => h("a", { href: e.downloadUri, download: "" }, `Download ${e.platform}${e.flavor ? " " + e.flavor : ""} (zip)`)),
+      ...exports.map((e) =>
+        h("li", {}, e.status === "Done" ? h("a", { href: e.downloadUri, download: "" }, `Download ${name(e)} (zip)`) : `${name(e)}: ${e.status}`),
+      ),
     );
+    if (exports.some((e) => e.status === "Exporting")) later(() => show().catch(() => {}), 2000);
   };
   box.append(
     h(
-      "button",
-      {
-        id: "export-onnx",
-        onclick: guarded(async () => {
-          await api("POST", `/projects/${project.id}/iterations/${iteration.id}/export`, { query: { platform: "ONNX" } });
-          await show();
-        }),
-      },
-      "Export ONNX",
+      "div",
+      { class: "row" },
+      flavor,
+      h(
+        "button",
+        {
+          id: "export-onnx",
+          onclick: guarded(async () => {
+            const query = { platform: "ONNX", flavor: flavor.value };
+            await api("POST", `/projects/${project.id}/iterations/${iteration.id}/export`, { query });
+            await show();
+          }),
+        },
+        "Export",
+      ),
     ),
     links,
   );
@@ -1066,7 +1090,8 @@ async function quickTestView(project, body) {
 
 // -- predictions -----------------------------------------------------------------------------------------------
 
-const predictionState = { project: null, order: "Newest", selected: new Set() };
+const predictionState = { project: null, order: "Newest", source: "", selected: new Set() };
+const CAMERA = "camera-capture"; // the application name the portal gives the camera's kept frames
 
 async function predictionsView(project, body) {
   if (predictionState.project !== project.id) Object.assign(predictionState, { project: project.id, selected: new Set() });
@@ -1085,9 +1110,22 @@ async function predictionsView(project, body) {
     h("option", { value: "Suggested" }, "least confident first"),
   );
   order.value = predictionState.order;
+  const source = h(
+    "select",
+    {
+      id: "prediction-source",
+      onchange: () => {
+        predictionState.source = source.value;
+        predictionsView(project, body);
+      },
+    },
+    h("option", { value: "" }, "every source"),
+    h("option", { value: CAMERA }, "frames the camera kept"),
+  );
+  source.value = predictionState.source;
   const grid = h("div", { class: "grid", id: "predictions" });
   const more = h("button", { id: "more-predictions", hidden: true }, "More");
-  let token = { orderBy: predictionState.order, maxCount: PAGE };
+  let token = { orderBy: predictionState.order, maxCount: PAGE, application: predictionState.source || null };
   const load = guarded(async () => {
     const page = await api("POST", `/projects/${project.id}/predictions/query`, { json: token });
     for (const p of page.results) grid.append(predictionTile(p));
@@ -1128,8 +1166,8 @@ async function predictionsView(project, body) {
       "section",
       {},
       h("h1", {}, "Predictions"),
-      h("p", { class: "muted" }, "Images sent to the prediction routes or saved from a quick test."),
-      h("div", { class: "row" }, h("label", {}, "Sort ", order), tag, move),
+      h("p", { class: "muted" }, "Frames the camera kept, images sent to the prediction routes, quick tests saved."),
+      h("div", { class: "row" }, h("label", {}, "Sort ", order), h("label", {}, "Show ", source), tag, move),
       grid,
       more,
     ),
@@ -1167,6 +1205,10 @@ const VIEWS = {
 async function start() {
   document.getElementById("logout").addEventListener("click", guarded(logout));
   window.addEventListener("hashchange", route);
+  // A tab coming back to the front shows what other tabs or users changed meanwhile (selections are kept).
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !document.getElementById("login")) route();
+  });
   if (await loadSession()) route();
   else showLogin("");
 }
