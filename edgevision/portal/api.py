@@ -66,6 +66,8 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
     @app.before_request
     def authenticate() -> None:
         portal.use_links(shapes.Links(request.host_url.rstrip("/"), keys["training"]))
+        if request.blueprint in {"training", "pages"}:
+            pages.refuse_other_sites(keyless=keys["training"] is None, loopback=settings.loopback_only)
         if request.blueprint == "training" and keys["training"] is not None:
             if "Training-Key" in request.headers:  # scripts and the SDK: the key, no cookie, no CSRF token
                 _require_key("Training-Key", keys["training"])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -93,6 +94,24 @@ def upload(page, files: list[Path], tag: str | None) -> None:
     page.set_input_files("#upload-files", [str(f) for f in files])
 
 
+def drop(page, files: list[Path]) -> None:
+    """Drag and drop: the files dropped on the drop zone as a browser's DataTransfer."""
+    payload = [{"name": f.name, "data": base64.b64encode(f.read_bytes()).decode()} for f in files]
+    transfer = page.evaluate_handle(
+        """(files) => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+                const type = f.name.endsWith(".png") ? "image/png" : "image/jpeg";
+                transfer.items.add(new File([bytes], f.name, { type }));
+            }
+            return transfer;
+        }""",
+        payload,
+    )
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+
+
 @pytest.mark.slow
 def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_prediction(
     page, portal: Portal, tmp_path: Path
@@ -116,7 +135,8 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     assert page.inner_text("#upload-errors") == "notes.txt: ErrorImageFormat"
     upload(page, images["Cultivated"][:6], "Cultivated")
     page.wait_for_selector("#upload-status:has-text('6 of 6 uploaded')")
-    upload(page, images["Developed"][:6], None)
+    page.select_option("#upload-tag", label="(no tag)")
+    drop(page, images["Developed"][:6])
     page.wait_for_selector("#upload-status:has-text('6 of 6 uploaded')")
 
     # tag the untagged ones by selecting them all
@@ -187,16 +207,18 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     page.check("#quicktest-store")
     page.set_input_files("#quicktest-file", str(images["Developed"][6]))
     page.wait_for_selector("#quicktest-table tr:nth-child(4)")
+    page.fill("#quicktest-url", "http://127.0.0.1:1/deer.jpg")  # the portal's SSRF guard refuses loopback
+    page.click("#quicktest-url-button")
+    page.wait_for_selector("#notice .error:has-text('BadRequestImageUrl')")
     page.click("#tab-predictions")
     page.select_option("#prediction-order", "Suggested")
-    page.wait_for_selector("#predictions .tile")
+    page.wait_for_selector("#predictions[data-order=Suggested] .tile")
     assert page.locator("#predictions .tile").count() == 2  # the quick test and the published-URL request
     page.click("#predictions .tile >> nth=0")
     page.select_option("#prediction-tag", label="Developed")
     page.click("#move-predictions")
     page.wait_for_selector("#notice:has-text('1 of 1 moved into training')")
-    page.wait_for_selector("#predictions .tile >> nth=0")
-    assert page.locator("#predictions .tile").count() == 1
+    page.wait_for_function("document.querySelectorAll('#predictions .tile').length === 1")
     count = requests.get(
         training_url(portal, f"/projects/{project_id}/images/count"), headers={"Training-Key": TRAINING_KEY}, timeout=30
     )
@@ -239,7 +261,8 @@ def test_the_ranger_tags_kept_frames_retrains_and_the_camera_scorer_serves_the_n
         page.goto(f"{portal.url}/#/p/{project.id}/predictions")
         page.select_option("#prediction-source", "camera-capture")
         page.select_option("#prediction-order", "Suggested")
-        page.wait_for_selector(f"#predictions .tile >> nth={len(kept) - 1}")
+        shown = "#predictions[data-order=Suggested][data-source=camera-capture] .tile"
+        page.wait_for_selector(f"{shown} >> nth={len(kept) - 1}")
         shot(page, "predictions")
         page.click("#predictions .tile >> nth=0")
         page.click("#predictions .tile >> nth=1")
@@ -310,6 +333,36 @@ def test_without_keys_on_loopback_there_is_no_login_and_html_in_names_stays_text
         assert page.inner_text(".filters a[data-filter^='tag:']") == f"{HOSTILE} · 0"
         assert page.evaluate("window.pwned") is None
         assert page.locator("main img[src=x]").count() == 0
+        # the Negative tag, then a project made and deleted in the pages
+        page.fill("#tag-name", "nothing here")
+        page.check("#tag-negative")
+        page.click("#add-tag")
+        page.wait_for_selector(".filters a:has-text('nothing here (negative)')")
+        page.click("text=Projects")
+        page.fill("#project-name", "short-lived")
+        page.select_option("#project-type", "Multilabel")
+        page.click("#create-project")
+        page.wait_for_selector("#upload-files")
+        page.click("text=Projects")
+        page.click("#projects tr:has-text('short-lived') button.danger")
+        page.wait_for_selector("#notice:has-text('Deleted short-lived')")
+        names = [p["name"] for p in requests.get(training_url(open_portal, "/projects"), timeout=30).json()]
+        assert names == [HOSTILE]
+    finally:
+        open_portal.close()
+
+
+def test_other_web_sites_cannot_write_and_rebound_names_are_refused(tmp_path: Path) -> None:
+    open_portal = Portal(tmp_path / "data", env={"TRAINING_KEY": "", "PREDICTION_KEY": ""})
+    try:
+        create = training_url(open_portal, "/projects")
+        forged = requests.post(create, params={"name": "x"}, headers={"Origin": "http://evil.example"}, timeout=30)
+        assert forged.status_code == 403 and forged.json()["code"] == "Forbidden"
+        rebound = requests.get(create, headers={"Host": f"evil.example:{open_portal.port}"}, timeout=30)
+        assert rebound.status_code == 403 and "loopback" in rebound.json()["message"]
+        own = {"Origin": open_portal.url}
+        assert requests.post(create, params={"name": "x"}, headers=own, timeout=30).status_code == 200
+        assert requests.get(create, headers={"Host": f"localhost:{open_portal.port}"}, timeout=30).status_code == 200
     finally:
         open_portal.close()
 

@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from importlib import resources
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 
@@ -24,6 +25,7 @@ COOKIE = "edgevision_portal_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_SECONDS = 12 * 3600
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+LOOPBACK_NAMES = {"127.0.0.1", "::1", "localhost"}
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 # The pages load nothing from elsewhere; the policy makes that a rule the browser enforces.
 CSP = (
@@ -67,6 +69,25 @@ def require_session(key: bytes) -> None:
         given = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(given.encode(), csrf_token(key, session).encode()):
             raise ApiError(403, "Forbidden", f"a state-changing request from the pages needs the {CSRF_HEADER} header")
+
+
+def refuse_other_sites(keyless: bool, loopback: bool) -> None:
+    """What another web site could make a visitor's browser send: refused (the SDK and scripts send neither).
+
+    A write whose Origin is not this portal is a cross-site request forgery (the session cookie is SameSite,
+    but without keys there is no cookie to withhold). Without keys on loopback, a Host that is not a loopback
+    name is DNS rebinding: another site's name resolving to 127.0.0.1, whose pages could read and write here.
+    """
+    origin = request.headers.get("Origin")
+    # host and port only: behind a TLS proxy the browser's scheme is not the one this process sees
+    cross = request.headers.get("Sec-Fetch-Site") == "cross-site" or (
+        origin is not None and urlsplit(origin).netloc.lower() != (request.host or "").lower()
+    )
+    if cross and request.method not in SAFE_METHODS:
+        raise ApiError(403, "Forbidden", "a request from another web site may not change this portal")
+    host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
+    if keyless and loopback and host not in LOOPBACK_NAMES and not host.startswith("127."):
+        raise ApiError(403, "Forbidden", f"this portal answers only to a loopback address, not to {host!r}")
 
 
 def create_blueprint(key: bytes | None) -> Blueprint:

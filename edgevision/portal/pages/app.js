@@ -1123,7 +1123,9 @@ async function predictionsView(project, body) {
     h("option", { value: CAMERA }, "frames the camera kept"),
   );
   source.value = predictionState.source;
-  const grid = h("div", { class: "grid", id: "predictions" });
+  // what the grid shows, as attributes: a test (or a user's script) can tell a finished reload from the last one
+  const shown = { "data-order": predictionState.order, "data-source": predictionState.source || "all" };
+  const grid = h("div", { class: "grid", id: "predictions", ...shown });
   const more = h("button", { id: "more-predictions", hidden: true }, "More");
   let token = { orderBy: predictionState.order, maxCount: PAGE, application: predictionState.source || null };
   const load = guarded(async () => {
@@ -1131,7 +1133,7 @@ async function predictionsView(project, body) {
     for (const p of page.results) grid.append(predictionTile(p));
     token = page.token;
     more.hidden = !token.continuation;
-    if (!grid.children.length) grid.replaceWith(h("p", { class: "muted", id: "predictions" }, "No predictions stored yet."));
+    if (!grid.children.length) grid.replaceWith(h("p", { class: "muted", id: "predictions", ...shown }, "No predictions stored yet."));
   });
   more.addEventListener("click", load);
   const tag = tagSelect(tags, "prediction-tag");
