@@ -120,6 +120,7 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     log_in(page, portal)
     page.fill("#project-name", "aerial")
     page.fill("#project-description", "land use from the air")
+    shot(page, "projects")
     page.click("#create-project")
     page.wait_for_selector("#upload-files")
     for name in ["Barren", "Cultivated", "Developed"]:
@@ -207,6 +208,7 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     page.check("#quicktest-store")
     page.set_input_files("#quicktest-file", str(images["Developed"][6]))
     page.wait_for_selector("#quicktest-table tr:nth-child(4)")
+    shot(page, "quicktest")
     page.fill("#quicktest-url", "http://127.0.0.1:1/deer.jpg")  # the portal's SSRF guard refuses loopback
     page.click("#quicktest-url-button")
     page.wait_for_selector("#notice .error:has-text('BadRequestImageUrl')")
@@ -218,7 +220,7 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     page.select_option("#prediction-tag", label="Developed")
     page.click("#move-predictions")
     page.wait_for_selector("#notice:has-text('1 of 1 moved into training')")
-    page.wait_for_function("document.querySelectorAll('#predictions .tile').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#predictions .tile').length === 1")
     count = requests.get(
         training_url(portal, f"/projects/{project_id}/images/count"), headers={"Training-Key": TRAINING_KEY}, timeout=30
     )
