@@ -280,6 +280,9 @@ def test_the_ranger_tags_kept_frames_retrains_and_the_camera_scorer_serves_the_n
         page.click("#tab-performance")
         page.wait_for_selector("#iteration option:has-text('Iteration 2')", state="attached")
         assert page.input_value("#iteration") != first.id  # the newest iteration is shown first
+        page.wait_for_selector("#compare tr:has-text('Iteration 2')")
+        assert page.locator("#compare tr:has-text('Iteration 1')").count() == 1  # both, side by side
+        shot(page, "compare")
         page.fill("#publish-name", "camera")
         page.check("#publish-overwrite")
         page.click("#publish-button")

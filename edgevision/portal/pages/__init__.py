@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
 import json
 import secrets
 import time
@@ -151,11 +152,14 @@ def _login_key() -> str:
 
 
 def _session_state(key: bytes | None, session: str) -> dict:
+    # Advanced training fine-tunes with PyTorch (the finetune extra): the Train page offers it only when present.
+    advanced = importlib.util.find_spec("torch") is not None
     if key is None:
-        return {"loginRequired": False, "authenticated": True, "csrfToken": None}
+        return {"loginRequired": False, "authenticated": True, "csrfToken": None, "advancedTraining": advanced}
     if session and valid_session(key, session):
-        return {"loginRequired": True, "authenticated": True, "csrfToken": csrf_token(key, session)}
-    return {"loginRequired": True, "authenticated": False, "csrfToken": None}
+        token = csrf_token(key, session)
+        return {"loginRequired": True, "authenticated": True, "csrfToken": token, "advancedTraining": advanced}
+    return {"loginRequired": True, "authenticated": False, "csrfToken": None, "advancedTraining": advanced}
 
 
 def _json(body: dict, status: int = 200) -> Response:

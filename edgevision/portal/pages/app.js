@@ -4,7 +4,7 @@
 
 const API = "/customvision/v3.3/training";
 const PAGE = 48;
-const session = { loginRequired: false, csrf: null };
+const session = { loginRequired: false, csrf: null, advanced: true };
 let timers = [];
 
 // -- small helpers ---------------------------------------------------------------------------------------------
@@ -151,6 +151,7 @@ async function loadSession() {
   const state = await (await fetch("/portal/session", { credentials: "same-origin" })).json();
   session.loginRequired = state.loginRequired;
   session.csrf = state.csrfToken;
+  session.advanced = state.advancedTraining !== false;
   document.getElementById("logout").hidden = !(state.loginRequired && state.authenticated);
   return state.authenticated;
 }
@@ -653,6 +654,8 @@ async function trainView(project, body) {
           "button",
           {
             id: "train-advanced",
+            disabled: !session.advanced,
+            title: session.advanced ? null : "this portal has no PyTorch (pip install 'edgevision[finetune]')",
             onclick: train({ trainingType: "Advanced", reservedBudgetInHours: hours.value || 1 }),
           },
           "Advanced training",
@@ -842,6 +845,31 @@ async function performanceView(project, body) {
     wrong.replaceChildren(wrongImages(scores, labels, multilabel, threshold));
   });
   slider.addEventListener("input", update);
+  const compare = h("div", { id: "compare" });
+  const compareAll = guarded(async () => {
+    const threshold = Number(slider.value) / 100;
+    const rows = [];
+    for (const it of iterations) {
+      const perf = await api("GET", `/projects/${project.id}/iterations/${it.id}/performance`, { query: { threshold } });
+      rows.push(
+        h(
+          "tr",
+          { class: it.id === chosen.id ? "chosen" : "" },
+          h("td", {}, it.name),
+          h("td", {}, it.trainingType),
+          h("td", {}, pct(perf.precision)),
+          h("td", {}, pct(perf.recall)),
+          h("td", {}, pct(perf.averagePrecision)),
+          h("td", {}, it.publishName || ""),
+        ),
+      );
+    }
+    compare.replaceChildren(
+      h("h2", {}, `Iterations compared at ${slider.value}%`),
+      h("table", {}, h("tr", {}, ["Iteration", "Type", "Precision", "Recall", "AP", "Published as"].map((t) => h("th", {}, t))), rows),
+    );
+  });
+  slider.addEventListener("change", compareAll); // once the slider is let go: one request per iteration
   body.replaceChildren(
     h(
       "section",
@@ -851,10 +879,12 @@ async function performanceView(project, body) {
       numbers,
       charts,
     ),
+    h("section", {}, compare),
     publishPanel(project, chosen, iterations),
     h("section", {}, h("h2", {}, "Images this iteration got wrong"), wrong),
   );
   await update();
+  await compareAll();
 }
 
 function metricsBlock(perf) {
