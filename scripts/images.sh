@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the module images from the repository's own Dockerfiles (modules/<Name>/Dockerfile.<platform>).
-#   scripts/images.sh build [amd64|arm64v8|arm32v7|all]   base stand-ins if missing, then the three images
+#   scripts/images.sh build [amd64|arm64v8|arm32v7|all] [FOLDER...]   base stand-ins if missing, then the
+#                                                   three images (or only those of the module folders named)
 #   scripts/images.sh base  [amd64|arm64v8|arm32v7|all]   only the base images
 #   scripts/images.sh sizes [amd64|arm64v8|arm32v7|all]   the built images and their sizes
 # Images: edgevision-<module-name>:<version>-<platform>, e.g. edgevision-image-classifier-service:0.1.0-amd64.
@@ -77,19 +78,40 @@ rootfs_tarball() {
   echo "$tarball"
 }
 
+# Docker's architecture and variant of a platform, as an image's config records them.
+image_arch() { case "$1" in amd64) echo amd64 "" ;; arm64v8) echo arm64 v8 ;; arm32v7) echo arm v7 ;; esac; }
+
 build_base() {
-  local platform=$1 base tarball
+  local platform=$1 base tarball arch variant
   base=$(base_image "$platform")
-  if image_exists "$base"; then log "base $base: present"; return; fi
+  read -r arch variant <<<"$(image_arch "$platform")"
+  if image_exists "$base"; then
+    if [ "$(docker image inspect -f '{{.Architecture}}' "$base")" = "$arch" ]; then log "base $base: present"; return; fi
+    log "base $base: present but not $arch (an earlier stand-in imported without its platform): replacing it"
+    docker image rm -f "$base" >/dev/null
+  fi
   log "base $base cannot be pulled here (no registry): building a local stand-in with debootstrap"
   tarball=$(rootfs_tarball "$platform" "$base")
-  local changes=(--change 'ENV LANG=C.UTF-8'
-    --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
-    --change "LABEL org.edgevision.stand-in=\"debootstrap $(debian_release "$base") for $base\""
-    --change 'CMD ["bash"]')
-  case "$base" in *python:*) changes+=(--change 'CMD ["python3"]') ;; esac
-  docker import --platform "$(docker_platform "$platform")" "${changes[@]}" "$tarball" "$base" >/dev/null
-  log "base $base: stand-in imported ($(docker image inspect -f '{{.Size}}' "$base" | numfmt --to=iec))"
+  load_base "$base" "$tarball" "$arch" "$variant"
+  log "base $base: stand-in loaded, $arch ($(docker image inspect -f '{{.Size}}' "$base" | numfmt --to=iec))"
+}
+
+# The root file system as a one-layer image in `docker save` form, loaded with `docker load`. Not `docker
+# import`: its --platform needs an engine with experimental features (20.10 ignores it otherwise), and an
+# arm64 root file system labelled amd64 would be refused on a Pi and not matched by --platform here.
+load_base() {
+  local base=$1 tarball=$2 arch=$3 variant=$4 dir digest cmd='["bash"]' now
+  case "$base" in *python:*) cmd='["python3"]' ;; esac
+  dir=$(mktemp -d "$PWD/$cache/load.XXXXXX")
+  digest=$(sha256sum "$tarball" | cut -d' ' -f1)
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  ln -s "$PWD/$tarball" "$dir/layer.tar"
+  printf '{"architecture":"%s",%s"os":"linux","created":"%s","config":{"Env":["PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin","LANG=C.UTF-8"],"Cmd":%s,"Labels":{"org.edgevision.stand-in":"debootstrap %s for %s"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"%s","created_by":"scripts/images.sh: debootstrap %s"}]}' \
+    "$arch" "${variant:+\"variant\":\"$variant\",}" "$now" "$cmd" "$(debian_release "$base")" "$base" "$digest" "$now" \
+    "$(debian_release "$base")" >"$dir/config.json"
+  printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "$base" >"$dir/manifest.json"
+  tar -C "$dir" -ch manifest.json config.json layer.tar | docker load >/dev/null
+  rm -rf "$dir"
 }
 
 version() { sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1; }
@@ -130,6 +152,12 @@ command=${1:-}
 shift || true
 if [ "$command" = tag ]; then image_tag "$1" "${2:-amd64}"; exit; fi  # tag FOLDER [PLATFORM]: the image's name
 read -r -a selected <<<"$(platforms "${1:-amd64}")"
+shift || true
+folders=("${MODULES[@]}")
+if [ $# -gt 0 ]; then
+  for folder in "$@"; do [ -f "modules/$folder/module.json" ] || die "no module folder modules/$folder"; done
+  folders=("$@")
+fi
 case "$command" in
   base|build)
     scripts/docker.sh
@@ -137,12 +165,12 @@ case "$command" in
     if [ "$command" = build ]; then
       pip_cert
       for platform in "${selected[@]}"; do
-        for folder in "${MODULES[@]}"; do build_module "$folder" "$platform"; done
+        for folder in "${folders[@]}"; do build_module "$folder" "$platform"; done
       done
       sizes "${selected[@]}"
     fi
     ;;
   sizes) sizes "${selected[@]}" ;;
 
-  *) echo "usage: $0 build|base|sizes [amd64|arm64v8|arm32v7|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 build|base|sizes [amd64|arm64v8|arm32v7|all] [FOLDER...]" >&2; exit 2 ;;
 esac
