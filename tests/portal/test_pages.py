@@ -68,11 +68,11 @@ def page(browser):
     tab.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, element: str | None = None) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         path = Path(SCREENSHOTS) / f"portal-{name}.png"
-        page.screenshot(path=str(path))
+        (page.locator(element) if element else page).screenshot(path=str(path))
         with Image.open(path) as image:  # a palette PNG: a tenth of the size, for the docs
             small = image.convert("RGB").quantize(colors=64)
         small.save(path, optimize=True)
@@ -201,7 +201,7 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     predicted = requests.post(url, data=photo.read_bytes(), headers={"Prediction-Key": PREDICTION_KEY}, timeout=60)
     assert predicted.status_code == 200, predicted.text
     assert {p["tagName"] for p in predicted.json()["predictions"]} == {"Barren", "Cultivated", "Developed"}
-    shot(page, "publish")
+    shot(page, "publish", "#publish")
 
     # quick test an image, saved to the predictions; then tag it and move it into training in one action
     page.click("#tab-quicktest")
