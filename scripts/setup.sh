@@ -16,6 +16,8 @@ have mosquitto || packages+=(mosquitto)
 have npm || packages+=(nodejs npm)  # Azurite, the local blob store (Node 20 on these machines)
 have openssl || packages+=(openssl)
 if [ "$profile" = test ]; then
+  # Debian's Chromium: the capture viewer and portal page tests drive it (Playwright for Python, from the dev extra,
+  # uses it as its executable; `playwright install` and its browser downloads are never run)
   have chromium || packages+=(chromium)
   have chromedriver || packages+=(chromium-driver)
   if ! have java || [ "$(java_major)" -lt 17 ]; then packages+=(openjdk-17-jre-headless); fi
