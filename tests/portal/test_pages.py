@@ -381,3 +381,30 @@ def test_session_tokens_are_signed_and_expire() -> None:
     expires, nonce, mac = token.split(".")
     assert not valid_session(key, f"{int(expires) + 9999}.{nonce}.{mac}", now=1001.0)
     assert not valid_session(key, "garbage", now=1001.0)
+
+
+@pytest.mark.slow
+def test_a_second_tab_sees_current_data_and_loses_no_update(browser, tmp_path: Path) -> None:
+    open_portal = Portal(tmp_path / "data", env={"TRAINING_KEY": "", "PREDICTION_KEY": ""})
+    first, second = browser.new_page(), browser.new_page()
+    try:
+        made = requests.post(training_url(open_portal, "/projects"), params={"name": "shared"}, timeout=30).json()
+        for tab in (first, second):
+            tab.goto(open_portal.url)
+            tab.click("#projects .project-link")
+            tab.wait_for_selector("#tag-name")
+        # both tabs add a tag from the page they loaded before the other's change: neither update is lost
+        for tab, name in ((first, "from-first"), (second, "from-second")):
+            tab.fill("#tag-name", name)
+            tab.click("#add-tag")
+            tab.wait_for_selector(f".filters a:has-text('{name}')")
+        tags = requests.get(training_url(open_portal, f"/projects/{made['id']}/tags"), timeout=30).json()
+        assert sorted(t["name"] for t in tags) == ["from-first", "from-second"]
+        # the first tab, back in front, shows the second tab's change
+        first.bring_to_front()
+        first.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+        first.wait_for_selector(".filters a:has-text('from-second')")
+    finally:
+        first.close()
+        second.close()
+        open_portal.close()
