@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers on top of the image itself
 JSON_TYPES = {"application/json", "text/json", ""}
 PREDICTION_ENDPOINTS = {"image", "url", "detect"}
-CLOUD_PREFIX = re.compile(r"^/customvision/(v3\.[01])/prediction(?=/)", re.IGNORECASE)
+CLOUD_PREFIX = re.compile(r"^/customvision/v3\.[01]/prediction(?=/)", re.IGNORECASE)
 HTTP_CODES = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -121,7 +121,7 @@ def create_app(settings: ClassifierSettings | None = None, model: ImageModel | N
     app.extensions["edgevision.classifier"] = service
     _register_routes(app, service)
     _register_hooks(app, service)
-    app.wsgi_app = _CloudPathCase(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = CloudPaths(app.wsgi_app, CLOUD_PREFIX)  # type: ignore[method-assign]
     return app
 
 
@@ -304,15 +304,21 @@ def _register_hooks(app: Flask, service: ClassifierService) -> None:
         return answer(ApiError(500, "ErrorPrediction", f"internal error ({type(error).__name__}); see the log"))
 
 
-class _CloudPathCase:
-    """Treat `/customvision/v3.x/prediction/` case-insensitively, as the cloud service does."""
+class CloudPaths:
+    """Paths as real clients send them: `//customvision/...` when their endpoint ends in '/' (the SDK joins it
+    with a path that starts with '/'), and the `/customvision/v3.x/<service>` prefix (`prefix`) in any case, as
+    the cloud service accepts."""
 
-    def __init__(self, wsgi_app) -> None:
+    def __init__(self, wsgi_app, prefix: re.Pattern[str]) -> None:
         self.wsgi_app = wsgi_app
+        self.prefix = prefix
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
-        match = CLOUD_PREFIX.match(path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        match = self.prefix.match(path)
         if match:
-            environ["PATH_INFO"] = f"/customvision/{match.group(1).lower()}/prediction{path[match.end() :]}"
+            path = match.group(0).lower() + path[match.end() :]
+        environ["PATH_INFO"] = path
         return self.wsgi_app(environ, start_response)

@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, Response, g, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from edgevision import __version__
+from edgevision.classifier.app import CloudPaths
 from edgevision.classifier.forms import ImageRequest, form_field_bytes
 from edgevision.portal import pages, shapes
 from edgevision.portal.errors import ApiError, bad_request, not_found
@@ -28,8 +29,7 @@ from edgevision.portal.settings import PortalSettings
 log = logging.getLogger(__name__)
 
 TRAINING_PREFIX = "/customvision/<any('v3.3', 'v3.4-preview'):version>/training"
-PREDICTION_PATH = re.compile(r"^/customvision/(v3\.[01])/prediction/", re.IGNORECASE)
-CLOUD_PATH = re.compile(r"^/+(customvision/)(v3\.[0-4](?:-preview)?)/(training|prediction)(?=/)", re.IGNORECASE)
+CLOUD_PREFIX = re.compile(r"^/customvision/v3\.[0-4](?:-preview)?/(?:training|prediction)(?=/)", re.IGNORECASE)
 HTTP_CODES = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -79,7 +79,7 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
         return app.json.response({"status": "ok", "version": __version__, "schemaVersion": portal.db.version()})
 
     _error_handlers(app)
-    app.wsgi_app = _CloudPaths(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = CloudPaths(app.wsgi_app, CLOUD_PREFIX)  # type: ignore[method-assign]
     return app
 
 
@@ -541,7 +541,7 @@ def _file_routes(app: Flask, portal: Portal, iterations: Iterations, secret: byt
         )
 
 
-# -- errors and paths --------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------------------
 
 
 def _error_handlers(app: Flask) -> None:
@@ -565,20 +565,3 @@ def _error_handlers(app: Flask) -> None:
     def unexpected(error: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return answer(ApiError(500, "ErrorUnknown", f"internal error ({type(error).__name__}); see the portal's log"))
-
-
-class _CloudPaths:
-    """What real clients send: `//customvision/...` when the endpoint ends in '/', any case in the prefix."""
-
-    def __init__(self, wsgi_app) -> None:
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        match = CLOUD_PATH.match(path)
-        if match:
-            version = match.group(2).lower()
-            environ["PATH_INFO"] = f"/customvision/{version}/{match.group(3).lower()}{path[match.end() :]}"
-        elif path.startswith("//"):
-            environ["PATH_INFO"] = "/" + path.lstrip("/")
-        return self.wsgi_app(environ, start_response)

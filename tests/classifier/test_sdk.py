@@ -54,3 +54,12 @@ def test_bad_image_is_a_custom_vision_error(secured_service) -> None:
     with pytest.raises(prediction.models.CustomVisionErrorException) as caught:
         client(secured_service).classify_image(PROJECT, "Iteration1", io.BytesIO(imagegen.truncated_jpeg()))
     assert caught.value.error.code == "BadRequestImageFormat"
+
+
+def test_an_endpoint_ending_in_a_slash_reaches_the_service(secured_service) -> None:
+    # The SDK joins the endpoint and `/customvision/...`, so such a client asks for `//customvision/...`.
+    credentials = msrest_auth.ApiKeyCredentials(in_headers={"Prediction-key": KEY})
+    slash = prediction.CustomVisionPredictionClient(f"http://127.0.0.1:{secured_service.port}/", credentials)
+    with imagegen.ZEBRAS[0].open("rb") as stream:
+        result = slash.classify_image(PROJECT, "Iteration1", stream)
+    assert result.predictions[0].tag_name == "zebra"
