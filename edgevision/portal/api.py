@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, Response, g, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from edgevision import __version__
-from edgevision.classifier.app import CloudPaths
+from edgevision.classifier.app import HTTP_CODES, CloudPaths
 from edgevision.classifier.forms import ImageRequest, form_field_bytes
 from edgevision.portal import pages, shapes
 from edgevision.portal.errors import ApiError, bad_request, not_found
@@ -30,14 +30,6 @@ log = logging.getLogger(__name__)
 
 TRAINING_PREFIX = "/customvision/<any('v3.3', 'v3.4-preview'):version>/training"
 CLOUD_PREFIX = re.compile(r"^/customvision/v3\.[0-4](?:-preview)?/(?:training|prediction)(?=/)", re.IGNORECASE)
-HTTP_CODES = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    413: "BadRequestImageSizeBytes",
-    415: "UnsupportedMediaType",
-}
 
 
 def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:

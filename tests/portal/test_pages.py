@@ -15,13 +15,10 @@ import pytest
 import requests
 from PIL import Image
 
-from edgevision.demo.slideshow import make_slideshow
 from edgevision.portal.pages import new_session, valid_session
-from tests.conftest import ScoringService, wait_until
+from tests.conftest import wait_until
 from tests.portal.conftest import PREDICTION_KEY, TRAINING_KEY, Portal, aerial_images, training
-from tests.portal.test_ranger_loop import run_camera
-from tests.portal.test_sdk_project import trained
-from tests.portal.test_sdk_project import upload as sdk_upload
+from tests.portal.test_ranger_loop import camera_loop
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Screenshots for docs/portal.md, taken by this test's own code when asked: PORTAL_SCREENSHOTS=docs/images
@@ -236,24 +233,10 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
 def test_the_ranger_tags_kept_frames_retrains_and_the_camera_scorer_serves_the_new_iteration(
     page, tmp_path: Path
 ) -> None:
-    captures, published = tmp_path / "captures", tmp_path / "published"
-    env = {"CAPTURE_DIR": str(captures), "PORTAL_CAPTURE_SCAN_SECONDS": "0.3"}
-    portal = Portal(tmp_path / "data", published=published, env=env)
-    scorer = ScoringService(env={"PUBLISHED_DIR": str(published)})
-    try:
-        # the first model, made through the SDK (the other test makes one through the pages)
-        trainer = portal.trainer()
-        project = trainer.create_project("deer camera")
-        tiles = aerial_images(10)
-        tags = {name: trainer.create_tag(project.id, name).id for name in ("Barren", "Developed")}
-        sdk_upload(trainer, project.id, tags, {name: tiles[name][:6] for name in tags})
-        first = trained(trainer, project.id, trainer.train_project(project.id))
-        trainer.publish_iteration(project.id, first.id, "camera", "resource")
-        clip = make_slideshow(
-            [*tiles["Developed"][6:], *tiles["Barren"][6:]], tmp_path / "clip.avi", fps=2, size=(320, 320)
-        )
-        endpoint = f"{scorer.url}/{project.id}/classify/iterations/camera/image"
-        kept = run_camera(tmp_path, clip, endpoint, captures / "run1", 1)
+    # the first model, made through the SDK (the other test makes one through the pages)
+    with camera_loop(tmp_path) as loop:
+        portal, trainer, project, first, tiles = loop.portal, loop.trainer, loop.project, loop.first, loop.tiles
+        endpoint, published, kept = loop.endpoint, loop.published, loop.kept
         assert len(kept) >= 2
         token = training.models.PredictionQueryToken(application="camera-capture")
         wait_until(lambda: len(trainer.query_predictions(project.id, token).results) == len(kept), timeout=60)
@@ -294,9 +277,6 @@ def test_the_ranger_tags_kept_frames_retrains_and_the_camera_scorer_serves_the_n
             return answer.status_code == 200 and answer.headers.get("X-Model-Id", "").endswith(new_sha)
 
         wait_until(serves_new, timeout=60, what="the camera's scorer to serve iteration 2")
-    finally:
-        scorer.close()
-        portal.close()
 
 
 def test_a_session_cookie_is_httponly_strict_and_writes_need_the_csrf_token(page, portal: Portal) -> None:

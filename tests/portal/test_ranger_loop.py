@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,12 +40,29 @@ def run_camera(tmp_path: Path, clip: Path, endpoint: str, captures: Path, run: i
     return [json.loads(p.read_text()) for p in sorted(captures.rglob("*.json"))]
 
 
-@pytest.mark.slow
-def test_kept_frames_to_a_better_model_on_the_camera(tmp_path: Path) -> None:
+@dataclass
+class CameraLoop:
+    """A portal reading the camera's captures, a scorer serving its published folder, a project whose first
+    iteration is published as "camera", and the frames one camera run over a clip of held-out tiles kept."""
+
+    portal: Portal
+    scorer: ScoringService
+    trainer: object
+    project: object
+    tags: dict[str, str]
+    first: object
+    tiles: dict[str, list[Path]]
+    clip: Path
+    endpoint: str
+    published: Path
+    kept: list[dict]
+
+
+@contextmanager
+def camera_loop(tmp_path: Path) -> Iterator[CameraLoop]:
     captures, published = tmp_path / "captures", tmp_path / "published"
-    portal = Portal(
-        tmp_path / "data", published=published, env={"CAPTURE_DIR": str(captures), "PORTAL_CAPTURE_SCAN_SECONDS": "0.3"}
-    )
+    env = {"CAPTURE_DIR": str(captures), "PORTAL_CAPTURE_SCAN_SECONDS": "0.3"}
+    portal = Portal(tmp_path / "data", published=published, env=env)
     scorer = ScoringService(env={"PUBLISHED_DIR": str(published)})
     try:
         trainer = portal.trainer()
@@ -52,12 +72,22 @@ def test_kept_frames_to_a_better_model_on_the_camera(tmp_path: Path) -> None:
         upload(trainer, project.id, tags, {name: tiles[name][:6] for name in tags})
         first = trained(trainer, project.id, trainer.train_project(project.id))
         trainer.publish_iteration(project.id, first.id, "camera", "resource")
-
         clip = make_slideshow(
             [*tiles["Developed"][6:], *tiles["Barren"][6:]], tmp_path / "clip.avi", fps=2, size=(320, 320)
         )
         endpoint = f"{scorer.url}/{project.id}/classify/iterations/camera/image"
         kept = run_camera(tmp_path, clip, endpoint, captures / "run1", 1)
+        yield CameraLoop(portal, scorer, trainer, project, tags, first, tiles, clip, endpoint, published, kept)
+    finally:
+        scorer.close()
+        portal.close()
+
+
+@pytest.mark.slow
+def test_kept_frames_to_a_better_model_on_the_camera(tmp_path: Path) -> None:
+    with camera_loop(tmp_path) as loop:
+        trainer, project, tags, first, tiles = loop.trainer, loop.project, loop.tags, loop.first, loop.tiles
+        clip, endpoint, published, kept = loop.clip, loop.endpoint, loop.published, loop.kept
         assert kept and {k["matchedTag"] for k in kept} == {"Developed"}
 
         def stored():
@@ -99,8 +129,5 @@ def test_kept_frames_to_a_better_model_on_the_camera(tmp_path: Path) -> None:
         thread.join(30)
         assert not failures
         old_ids = {k["modelId"] for k in kept}
-        again = run_camera(tmp_path, clip, endpoint, captures / "run2", 2)
+        again = run_camera(tmp_path, clip, endpoint, tmp_path / "captures" / "run2", 2)
         assert {k["modelId"] for k in again} == {answers[-1]} and not old_ids & {answers[-1]}
-    finally:
-        scorer.close()
-        portal.close()
