@@ -21,6 +21,9 @@ if [ "$profile" = test ]; then
   have chromium || packages+=(chromium)
   have chromedriver || packages+=(chromium-driver)
   if ! have java || [ "$(java_major)" -lt 17 ]; then packages+=(openjdk-17-jre-headless); fi
+  # Debian's PostgreSQL server: the portal's tests start a throwaway cluster of their own (initdb in a tmp dir,
+  # loopback only); the cluster the package sets up is not used
+  have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
