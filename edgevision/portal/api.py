@@ -21,6 +21,7 @@ from edgevision import __version__
 from edgevision.classifier.app import HTTP_CODES, CloudPaths
 from edgevision.classifier.forms import ImageRequest, form_field_bytes
 from edgevision.portal import pages, shapes
+from edgevision.portal.db import UnstorableValue
 from edgevision.portal.errors import ApiError, bad_request, not_found
 from edgevision.portal.iterations import Iterations
 from edgevision.portal.service import NewImage, Portal
@@ -546,6 +547,10 @@ def _error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
         return answer(error)
+
+    @app.errorhandler(UnstorableValue)
+    def unstorable(error: UnstorableValue) -> Response:
+        return answer(bad_request("BadRequestInvalid", str(error)))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

@@ -14,6 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " required unless --insecure. See docs/portal.md.",
     )
     portal.add_argument("--data", metavar="DIR", help="data folder (env PORTAL_DATA_DIR; default ./portal-data)")
+    portal.add_argument(
+        "--database",
+        metavar="URL",
+        help="postgresql://user@host:port/dbname for the rows (env PORTAL_DATABASE_URL; default SQLite in --data)",
+    )
     portal.add_argument("--host", help="address to listen on (env PORTAL_HOST; default 127.0.0.1)")
     portal.add_argument("--port", type=int, help="TCP port (env PORTAL_PORT; default 8080)")
     portal.add_argument("--published", metavar="DIR", help="the scoring service's PUBLISHED_DIR to publish into")
@@ -28,7 +33,12 @@ def run_portal(args: argparse.Namespace) -> int:
     from edgevision.portal.settings import PortalSettings
 
     settings = PortalSettings.from_env(
-        data_dir=args.data, host=args.host, port=args.port, published_dir=args.published, insecure=args.insecure
+        data_dir=args.data,
+        database_url=args.database,
+        host=args.host,
+        port=args.port,
+        published_dir=args.published,
+        insecure=args.insecure,
     )
     serve(settings)
     return 0

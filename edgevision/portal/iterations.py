@@ -83,7 +83,9 @@ class Iterations:
                     "nothing changed since the last iteration (images, tags and training type); forceTrain=true"
                     " trains anyway",
                 )
-            number = cur.execute("SELECT COUNT(*) FROM iterations WHERE project_id = ?", (project["id"],)).fetchone()[0]
+            number = cur.execute(
+                "SELECT COUNT(*) AS n FROM iterations WHERE project_id = ?", (project["id"],)
+            ).fetchone()["n"]
             name = _free_name(cur, project["id"], number + 1)
             cur.execute(
                 "INSERT INTO iterations (id, project_id, name, status, created, last_modified, domain_id,"

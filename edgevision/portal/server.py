@@ -36,6 +36,8 @@ class WorkerSupervisor:
                 "EDGEVISION_PORTAL_PARENT": str(os.getpid()),
                 "PORTAL_DATA_DIR": str(self.settings.data_dir),
             }
+            if self.settings.database_url is not None:  # in the environment, not in argv where ps shows it
+                env["PORTAL_DATABASE_URL"] = self.settings.database_url.get_secret_value()
             self.process = subprocess.Popen([sys.executable, "-m", "edgevision.portal.worker"], env=env)
             code = self.process.wait()
             if self._stop.is_set():

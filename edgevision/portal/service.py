@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgevision.portal import shapes
-from edgevision.portal.db import Database
+from edgevision.portal.db import open_database
 from edgevision.portal.errors import ApiError, bad_request, not_found
 from edgevision.portal.settings import PortalSettings
 from edgevision.portal.store import ImageRejected, ImageStore, StoredImage
@@ -47,7 +47,8 @@ class Portal:
         self.settings = settings
         self.root = settings.data_dir
         self.root.mkdir(parents=True, exist_ok=True)
-        self.db = Database(self.root / "portal.db")
+        url = settings.database_url.get_secret_value() if settings.database_url else None
+        self.db = open_database(url, self.root)
         self.store = ImageStore(self.root / "images", settings.max_image_bytes)
         self._request = threading.local()
 
@@ -416,11 +417,11 @@ class Portal:
         marks = ",".join("?" * len(rows))
         tag_rows = self.db.query(
             "SELECT x.image_id, x.tag_id, x.created, t.name AS tag_name FROM image_tags x"
-            f" JOIN tags t ON t.id = x.tag_id WHERE x.image_id IN ({marks}) ORDER BY t.name",
+            f" JOIN tags t ON t.id = x.tag_id WHERE x.image_id IN ({marks})",
             [r["id"] for r in rows],
         )
         by_image: dict[str, list] = {}
-        for t in tag_rows:
+        for t in sorted(tag_rows, key=lambda t: t["tag_name"]):  # code point order whatever the database's collation
             by_image.setdefault(t["image_id"], []).append(t)
         return [shapes.image(r, by_image.get(r["id"], []), self.links) for r in rows]
 

@@ -16,13 +16,20 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 class PortalSettings(Settings):
     """How `edgevision portal` (the optional custom-vision-portal module) stores, listens and guards."""
 
-    static_fields: ClassVar[frozenset[str]] = frozenset({"data_dir", "host", "port", "threads"})
+    static_fields: ClassVar[frozenset[str]] = frozenset({"data_dir", "database_url", "host", "port", "threads"})
 
     data_dir: Path = Field(
         Path("portal-data"),
-        description="Folder of the database (portal.db), the images (stored once by content hash), the"
-        " projects' iterations and exports.",
+        description="Folder of the database (portal.db, unless PORTAL_DATABASE_URL), the images (stored once by"
+        " content hash), the projects' iterations and exports.",
         json_schema_extra={"env": "PORTAL_DATA_DIR"},
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="A PostgreSQL database for the portal's rows instead of SQLite in the data folder:"
+        " `postgresql://user@host:5432/dbname` (libpq's URL; the password may come from PGPASSWORD or ~/.pgpass)."
+        " Images and models stay in PORTAL_DATA_DIR: one data folder per database. Needs the portal-postgres extra.",
+        json_schema_extra={"env": "PORTAL_DATABASE_URL"},
     )
     host: str = Field("127.0.0.1", description="Address to listen on.", json_schema_extra={"env": "PORTAL_HOST"})
     port: int = Field(

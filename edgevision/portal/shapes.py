@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 from dataclasses import dataclass
+
+from edgevision.portal.db import Row
 
 # The service's classification domains (object detection is not served here). Every domain trains the same
 # network on the device; compact ones are the exportable ones, as in the cloud.
@@ -44,7 +45,7 @@ def domain(domain_id: str, name: str, exportable: bool) -> dict:
     }
 
 
-def project(row: sqlite3.Row) -> dict:
+def project(row: Row) -> dict:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -67,7 +68,7 @@ def project(row: sqlite3.Row) -> dict:
     }
 
 
-def tag(row: sqlite3.Row, image_count: int) -> dict:
+def tag(row: Row, image_count: int) -> dict:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -77,7 +78,7 @@ def tag(row: sqlite3.Row, image_count: int) -> dict:
     }
 
 
-def iteration(row: sqlite3.Row) -> dict:
+def iteration(row: Row) -> dict:
     exportable = row["status"] == "Completed" and row["domain_id"] in COMPACT
     minutes = row["training_seconds"]
     return {
@@ -119,11 +120,11 @@ class Links:
         return self.sign(f"/files/images/{sha256}/{kind}")
 
 
-def image_tags(rows: list[sqlite3.Row]) -> list[dict] | None:
+def image_tags(rows: list[Row]) -> list[dict] | None:
     return [{"tagId": r["tag_id"], "tagName": r["tag_name"], "created": r["created"]} for r in rows] or None
 
 
-def image(row: sqlite3.Row, tags: list[sqlite3.Row], links: Links) -> dict:
+def image(row: Row, tags: list[Row], links: Links) -> dict:
     metadata = json.loads(row["metadata"])
     return {
         "id": row["id"],
@@ -139,7 +140,7 @@ def image(row: sqlite3.Row, tags: list[sqlite3.Row], links: Links) -> dict:
     }
 
 
-def stored_prediction(row: sqlite3.Row, links: Links) -> dict:
+def stored_prediction(row: Row, links: Links) -> dict:
     return {
         "resizedImageUri": links.image(row["sha256"], "original"),
         "thumbnailUri": links.image(row["sha256"], "thumbnail"),

@@ -214,6 +214,8 @@ OPTIONAL_IMPORTS = {
     "sense_hat": "the official library; the display falls back to writing the framebuffer itself",
     "sense_emu": "the emulator, in the amd64 display image only (display-emulator extra)",
     "torch": "advanced training in the portal, behind a probe (the finetune extra; the images train Regular)",
+    "psycopg": "the portal on PostgreSQL (portal-postgres extra), imported for a postgresql:// URL only; the image"
+    " keeps its rows in SQLite",
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, ROOT, ScoringService, free_port, wait_until
+from tests.portal.postgres import Cluster, Unavailable
 
 training = pytest.importorskip(
     "azure.cognitiveservices.vision.customvision.training", reason="the Custom Vision SDK (dev extra) is absent"
@@ -22,18 +23,30 @@ msrest_auth = pytest.importorskip("msrest.authentication")
 TRAINING_KEY = "training-key-for-tests"
 PREDICTION_KEY = "prediction-key-for-tests"
 AERIAL_MINI = ROOT / "tests" / "data" / "aerial-mini"
+# The portal's database backends: a test parametrized over them (the `portal` fixture indirectly, or `database_url`)
+# runs once on SQLite in the data folder and once on a throwaway PostgreSQL server.
+BACKENDS = ["sqlite", "postgresql"]
 
 
 class Portal(ScoringService):
     """`edgevision portal --data DIR` with both keys; `stop()` / `kill()` and `start()` keep port and data."""
 
-    def __init__(self, data: Path, env: dict[str, str] | None = None, published: Path | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        env: dict[str, str] | None = None,
+        published: Path | None = None,
+        database: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = data
+        self.database = database  # None: SQLite in the data folder
         self.command = [PYTHON, "-m", "edgevision", "portal", "--data", str(data), "--port", str(self.port)]
         if published is not None:
             self.command += ["--published", str(published)]
+        if database is not None:
+            self.command += ["--database", database]
         keys = {"TRAINING_KEY": TRAINING_KEY, "PREDICTION_KEY": PREDICTION_KEY}
         self.env = {**os.environ, **keys, **(env or {})}
         self.log = Path(tempfile.mkstemp(prefix="edgevision-portal-", suffix=".log")[1])
@@ -62,9 +75,31 @@ class Portal(ScoringService):
         return prediction.CustomVisionPredictionClient(self.url, credentials)
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = Cluster()
+    except Unavailable as exc:
+        if os.environ.get("CI"):  # scripts/setup.sh test installs the server: CI must not pass by skipping
+            pytest.fail(f"PostgreSQL cannot run: {exc}")
+        pytest.skip(f"PostgreSQL cannot run: {exc}")
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def portal(tmp_path: Path) -> Iterator[Portal]:
-    service = Portal(tmp_path / "portal-data", published=tmp_path / "published")
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None (SQLite in the data folder) or a fresh PostgreSQL database, by the test's backend parameter."""
+    backend = getattr(request, "param", "sqlite")
+    return request.getfixturevalue("postgres_cluster").new_database() if backend == "postgresql" else None
+
+
+@pytest.fixture
+def portal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Portal]:
+    """The portal process; on SQLite unless the test parametrizes it (indirect) with a BACKENDS entry."""
+    backend = getattr(request, "param", "sqlite")
+    database = request.getfixturevalue("postgres_cluster").new_database() if backend == "postgresql" else None
+    service = Portal(tmp_path / "portal-data", published=tmp_path / "published", database=database)
     yield service
     service.close()
 

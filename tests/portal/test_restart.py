@@ -7,13 +7,14 @@ import hashlib
 import io
 import sqlite3
 import threading
-from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from edgevision.files import is_temp_file
+from edgevision.portal.db import open_database
 from tests.conftest import wait_until
-from tests.portal.conftest import aerial_images, training
+from tests.portal.conftest import BACKENDS, aerial_images, training
 from tests.portal.test_sdk_project import trained, upload
 
 
@@ -28,11 +29,17 @@ def variants(count: int) -> list[bytes]:
     return out
 
 
-def check_consistent(data: Path) -> int:
-    db = sqlite3.connect(data / "portal.db")
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-    rows = db.execute("SELECT b.sha256, b.format FROM images i JOIN blobs b ON b.sha256 = i.sha256").fetchall()
+def check_consistent(portal) -> int:
+    """The database's own checks (SQLite's; PostgreSQL checks foreign keys on every commit) and every image row's
+    file whole; returns how many images the database holds."""
+    data = portal.data
+    if portal.database is None:
+        check = sqlite3.connect(data / "portal.db")
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert check.execute("PRAGMA foreign_key_check").fetchall() == []
+        check.close()
+    db = open_database(portal.database, data)
+    rows = db.query("SELECT b.sha256, b.format FROM images i JOIN blobs b ON b.sha256 = i.sha256")
     for sha256, _ in rows:
         (stored,) = [p for p in (data / "images" / sha256[:2]).glob(f"{sha256}.*") if "thumb" not in p.name]
         assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha256
@@ -43,6 +50,7 @@ def check_consistent(data: Path) -> int:
     return len(rows)
 
 
+@pytest.mark.parametrize("portal", BACKENDS, indirect=True)
 def test_kill_9_during_uploads_keeps_every_acknowledged_image(portal) -> None:
     trainer = portal.trainer()
     project = trainer.create_project("killed upload")
@@ -69,7 +77,7 @@ def test_kill_9_during_uploads_keeps_every_acknowledged_image(portal) -> None:
     wait_until(lambda: len(acknowledged) >= 12, what="the first batches")
     portal.kill()
     sender.join(60)
-    stored = check_consistent(portal.data)
+    stored = check_consistent(portal)
     assert stored >= len(acknowledged) > 0
     portal.start()
     listed = {i.id for i in trainer.get_tagged_images(project.id, take=256)}
@@ -77,6 +85,7 @@ def test_kill_9_during_uploads_keeps_every_acknowledged_image(portal) -> None:
     assert trainer.get_tagged_image_count(project.id) == stored
 
 
+@pytest.mark.parametrize("portal", BACKENDS, indirect=True)
 def test_kill_9_during_training_then_the_restarted_portal_finishes_it(portal) -> None:
     trainer = portal.trainer()
     project = trainer.create_project("killed training")
@@ -87,8 +96,8 @@ def test_kill_9_during_training_then_the_restarted_portal_finishes_it(portal) ->
     cache = portal.data / "cache" / "features"
     wait_until(lambda: cache.is_dir() and any(cache.rglob("*.npy")), timeout=120, what="feature extraction to start")
     portal.kill()
-    assert trainer_status(portal.data, iteration.id) == "Training"
-    check_consistent(portal.data)
+    assert trainer_status(portal, iteration.id) == "Training"
+    check_consistent(portal)
     portal.start()
     finished = trained(trainer, project.id, iteration)
     assert finished.status == "Completed", finished.training_error_details
@@ -97,9 +106,9 @@ def test_kill_9_during_training_then_the_restarted_portal_finishes_it(portal) ->
     assert [f.name for f in folders] == ["1"]  # the killed run left nothing behind
 
 
-def trainer_status(data: Path, iteration_id: str) -> str:
-    db = sqlite3.connect(data / "portal.db")
+def trainer_status(portal, iteration_id: str) -> str:
+    db = open_database(portal.database, portal.data)
     try:
-        return db.execute("SELECT status FROM iterations WHERE id = ?", (iteration_id,)).fetchone()[0]
+        return db.one("SELECT status FROM iterations WHERE id = ?", (iteration_id,))["status"]
     finally:
         db.close()

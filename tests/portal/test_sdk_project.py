@@ -6,10 +6,11 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import ScoringService, wait_until
-from tests.portal.conftest import aerial_images, training
+from tests.portal.conftest import BACKENDS, aerial_images, training
 
 
 def upload(trainer, project_id: str, tags: dict[str, str], images: dict[str, list[Path]]):
@@ -29,6 +30,7 @@ def trained(trainer, project_id: str, iteration, timeout: float = 240):
     return wait_until(done, timeout=timeout, what="training to finish")
 
 
+@pytest.mark.parametrize("portal", BACKENDS, indirect=True)  # the worker process trains and exports on both
 def test_a_multiclass_project_from_create_to_export(portal, tmp_path: Path) -> None:
     trainer = portal.trainer()
     compact = next(d for d in trainer.get_domains() if d.name == "General (compact)")
@@ -93,3 +95,5 @@ def test_a_multiclass_project_from_create_to_export(portal, tmp_path: Path) -> N
     assert "Quantization" in (tmp_path / "export-Int8" / "cvexport.manifest").read_text()
     # published into the scoring service's PUBLISHED_DIR as well
     assert (portal.data.parent / "published" / "landuse" / "model.onnx").is_file()
+    # the rows went where the portal was told: SQLite in the data folder, or only the PostgreSQL database
+    assert (portal.data / "portal.db").is_file() == (portal.database is None)
