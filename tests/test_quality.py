@@ -1,4 +1,4 @@
-"""Repository-wide quality gates: ruff is clean."""
+"""Repository-wide quality gates: ruff's linter and formatter are clean (code and the docs' Python blocks)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ruff_is_clean() -> None:
-    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
-    if ruff is None:
+def ruff() -> str:
+    found = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if found is None:
         pytest.skip("ruff is not installed (pip install -e .[dev])")
-    result = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
+    return found
+
+
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"])
+def test_ruff_is_clean(command: list[str]) -> None:
+    result = subprocess.run([ruff(), *command], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
