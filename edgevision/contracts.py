@@ -187,7 +187,7 @@ def encode(message: BaseModel) -> dict[str, Any]:
 
 
 def dumps(message: BaseModel, *, indent: int | None = None, ensure_ascii: bool = True) -> str:
-    """The message as JSON text; compact unless `indent`. The scorer's fast writer matches this byte for byte."""
+    """The message as JSON text; compact unless `indent`."""
     separators = (",", ":") if indent is None else (",", ": ")
     return json.dumps(encode(message), separators=separators, indent=indent, ensure_ascii=ensure_ascii)
 
