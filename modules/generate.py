@@ -77,6 +77,7 @@ class Module:
     env: tuple[tuple[str, str], ...] = ()
     data_dirs: tuple[str, ...] = ()  # writable by the module's user (named volumes inherit the ownership)
     healthcheck: str = ""  # Python code run by HEALTHCHECK; an exception = unhealthy
+    trains: bool = False  # keeps the trainer's feature extractor (edgevision/models/default/backbone.onnx)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def extra_for(self, platform: str) -> str:
@@ -165,6 +166,7 @@ MODULES = (
         env=(("PORTAL_DATA_DIR", "/data/portal"), ("PORTAL_HOST", "0.0.0.0")),
         data_dirs=("/data/portal",),
         healthcheck=PORTAL_HEALTH,
+        trains=True,
         notes=("Trains on the CPU with onnxruntime; the fine-tuning extra is left out of the image.",),
     ),
 )
@@ -308,13 +310,22 @@ CERT_LINES = (
 CERT_ENV = "if [ -f /tmp/cert/pip-cert.pem ]; then export PIP_CERT=/tmp/cert/pip-cert.pem; fi"
 
 
+# The trainer's feature extractor (8.9 MB) comes with the package; only an image that trains keeps it.
+BACKBONE = "/opt/venv/lib/python3*/site-packages/edgevision/models/default/backbone.onnx"
+
+
+def drop_backbone(module: Module) -> list[str]:
+    return [] if module.trains else [f"    && rm {BACKBONE}"]
+
+
 def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
     extra = module.extra_for(platform)
     debugpy = f" {DEBUGPY}" if debug else ""
+    install = f'       "/tmp/src[{extra}]"{debugpy}'
     lines = [
         *header(module, platform, debug),
         "# Two stages: pip runs in the first; the image is the base plus the venv it filled (no pip cache,",
-        "# sources or CA bundle).",
+        "# sources or CA bundle)" + ("." if module.trains else "; no trainer's feature extractor: it does not train."),
         f"FROM {BASES[platform]} AS build",
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1",
         f"# Only the `{extra}` extra, at the versions pinned in constraints.txt.",
@@ -324,7 +335,7 @@ def python_dockerfile(module: Module, platform: str, debug: bool) -> str:
         "RUN python -m venv --without-pip /opt/venv \\",
         f"    && {CERT_ENV} \\",
         "    && python -m pip --python /opt/venv/bin/python install --no-cache-dir -c /tmp/constraints.txt \\",
-        f'       "/tmp/src[{extra}]"{debugpy}',
+        *([install + " \\", *drop_backbone(module)] if not module.trains else [install]),
         "",
         f"FROM {BASES[platform]}",
         *label_lines(module),
@@ -351,7 +362,7 @@ def debian_dockerfile(module: Module, platform: str, debug: bool) -> str:
     lines = [
         *header(module, platform, debug),
         "# Two stages: pip runs in the first; the image is Debian's packages plus the venv it filled (no pip,",
-        "# sources or CA bundle).",
+        "# sources or CA bundle)" + ("." if module.trains else "; no trainer's feature extractor: it does not train."),
         f"FROM {BASES[platform]} AS build",
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1",
         *(line.replace("{venv}", " python3-venv") for line in apt),
@@ -364,7 +375,8 @@ def debian_dockerfile(module: Module, platform: str, debug: bool) -> str:
         f"    && {CERT_ENV} \\",
         "    && /opt/venv/bin/pip install --no-cache-dir --no-deps -r /tmp/requirements.txt \\",
         "    && /opt/venv/bin/pip install --no-cache-dir --no-deps /tmp/src \\",
-        "    && /opt/venv/bin/pip uninstall -y -q pip setuptools",
+        "    && /opt/venv/bin/pip uninstall -y -q pip setuptools" + ("" if module.trains else " \\"),
+        *drop_backbone(module),
         "",
         f"FROM {BASES[platform]}",
         *label_lines(module),

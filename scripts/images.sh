@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the module images from the repository's own Dockerfiles (modules/<Name>/Dockerfile.<platform>).
 #   scripts/images.sh build [amd64|arm64v8|arm32v7|all] [FOLDER...]   base stand-ins if missing, then the
-#                                                   three images (or only those of the module folders named)
+#                                                   four images: the three modules of the solution and the
+#                                                   optional portal (or only those of the module folders named)
 #   scripts/images.sh base  [amd64|arm64v8|arm32v7|all]   only the base images
 #   scripts/images.sh sizes [amd64|arm64v8|arm32v7|all]   the built images and their sizes
 # Images: edgevision-<module-name>:<version>-<platform>, e.g. edgevision-image-classifier-service:0.1.0-amd64.
@@ -20,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=.images-cache
 mkdir -p "$cache"
-MODULES=(ImageClassifierService CameraCapture SenseHatDisplay)
+MODULES=(ImageClassifierService CameraCapture SenseHatDisplay CustomVisionPortal)
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 

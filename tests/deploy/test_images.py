@@ -199,12 +199,14 @@ def dockerignore_patterns() -> list[str]:
 
 def test_dockerignore_keeps_what_the_images_copy_and_drops_the_rest():
     patterns = dockerignore_patterns()
+    # backbone.onnx: the portal image trains with it; the others drop it after pip (modules/generate.py)
     copied = {"pyproject.toml", "README.md", "LICENSE", "edgevision/models/default/model.onnx"}
+    copied.add("edgevision/models/default/backbone.onnx")
     copied |= {str(p.relative_to(ROOT)) for p in (ROOT / "edgevision").rglob("*.py") if "__pycache__" not in p.parts}
     copied |= {str(p.relative_to(ROOT)) for p in ROOT.glob("modules/*/*") if p.is_file()}
     kept_out = sorted(p for p in copied if dockerignored(p, patterns))
     assert not kept_out, f".dockerignore hides files the images need: {kept_out[:5]}"
-    for heavy in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "edgevision/models/default/backbone.onnx"):
+    for heavy in (".venv/bin/python", ".git/HEAD", "tests/conftest.py"):
         assert dockerignored(heavy, patterns), f"{heavy} would be sent to the Docker daemon"
 
 

@@ -21,7 +21,7 @@ def docker_ready() -> str | None:
 
 
 def build_images(platform: str = "amd64") -> subprocess.CompletedProcess[str]:
-    """scripts/images.sh build: the three images of this checkout (seconds when the engine's cache has them)."""
+    """scripts/images.sh build: the module images of this checkout (seconds when the engine's cache has them)."""
     return subprocess.run([str(SCRIPTS / "images.sh"), "build", platform], capture_output=True, text=True, timeout=1800)
 
 
