@@ -214,9 +214,17 @@ def run_arguments(
     return [*args, container_plan.image]
 
 
+HEALTH_EVERY = 5.0  # seconds between looks at a running container's Docker health status
+
+
 class ContainerModule(ModuleProcess):
     """A module as `docker run` in the foreground: the runtime supervises the CLI as it supervises a process
-    (exit code, restart policy, logs); stopping it removes the container whatever the CLI did."""
+    (exit code, restart policy, logs); stopping it removes the container whatever the CLI did.
+
+    Its Docker health status (the image's HEALTHCHECK) is looked at and reported, never acted on: edgeAgent
+    restarts a module by its restartPolicy only when its container is no longer running (IoT Edge's runtime
+    maps Docker's `running` to running whatever the health check says), so an unhealthy container that keeps
+    running is left running, here as on a device."""
 
     def __init__(
         self,
@@ -230,10 +238,27 @@ class ContainerModule(ModuleProcess):
         super().__init__(spec, env, log_path, console)
         self.container = container
         self.arguments = arguments
+        self.health = ""  # Docker's: "" (no health check, or not looked at yet), starting, healthy, unhealthy
+        self._health_due = 0.0
 
     def command(self) -> list[str]:
         self.remove()  # a container of the previous start may still be there, holding its name
+        self.health, self._health_due = "", 0.0
         return self.arguments
+
+    def check_health(self, now: float) -> bool:
+        """Look at the container's health status when due; True when it changed."""
+        if now < self._health_due or self.poll() is not None:
+            return False
+        self._health_due = now + HEALTH_EVERY
+        try:
+            result = docker("inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{end}}", self.container)
+        except ContainerError:
+            return False  # the engine is slow to answer: look again next time
+        if result.returncode != 0:
+            return False  # not created yet, or already gone: the exit code will tell
+        health, self.health = self.health, result.stdout.strip()
+        return health != self.health
 
     def process_env(self) -> dict[str, str]:
         return dict(os.environ)  # the docker CLI's own environment; the module's is in its env file

@@ -55,7 +55,9 @@ class RestartPolicy:
     def wants_restart(policy: str, exit_code: int) -> bool:
         if policy == "always":
             return True
-        if policy in ("on-failure", "on-unhealthy"):  # no health checks locally: unhealthy = crashed
+        # on-unhealthy as on-failure: IoT Edge's Docker runtime never reports a running module unhealthy (a
+        # container's Docker health status is not read), so edgeAgent too restarts it only once it has exited
+        if policy in ("on-failure", "on-unhealthy"):
             return exit_code != 0
         return False
 

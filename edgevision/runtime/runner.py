@@ -395,6 +395,9 @@ class Runtime:
                     changed = True
                 continue
             code = module.poll()
+            if code is None and isinstance(module, containers.ContainerModule) and module.check_health(now):
+                changed = True
+                self._said_health(module)
             if code is None or module.exit_code is not None:
                 continue
             module.exit_code = code
@@ -416,6 +419,16 @@ class Runtime:
                     f"{module.name} exited with {code} (restartPolicy {module.spec.restart_policy}: not restarted)",
                 )
         return changed
+
+    def _said_health(self, module: containers.ContainerModule) -> None:
+        if module.health == "unhealthy":
+            self.console.line(
+                "runtime",
+                f"{module.name}: Docker reports its container unhealthy (the image's health check fails): left"
+                " running, as edgeAgent does; a restartPolicy applies only when a module exits",
+            )
+        elif module.health == "healthy":
+            self.console.line("runtime", f"{module.name}: its container's health check passes")
 
     def _all_finite_finished(self) -> bool:
         finite = [m for m in self.modules.values() if m.spec.status == "running" and m.spec.restart_policy != "always"]
@@ -466,6 +479,7 @@ class Runtime:
                 "exitCode": module.exit_code,
                 "ports": self.ports.get(name, {}),
                 "container": getattr(module, "container", None),
+                "health": getattr(module, "health", "") or None,  # Docker's, for containers with a health check
                 "image": (self.plans[name].image if name in self.plans else None),
                 "gateway": broker.address if broker else None,
                 "brokerPid": broker.pid if broker else None,

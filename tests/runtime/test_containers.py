@@ -15,8 +15,9 @@ import pytest
 from edgevision import __version__
 from edgevision.runtime import containers, manifest
 from edgevision.runtime.containers import ContainerError, ContainerPlan
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.images.engine import build_images, docker_ready
+from tests.runtime.conftest import manifest as deployment_manifest
 from tests.runtime.conftest import read_jsonl
 
 CAPTURE_TAGS = {"zebra", "African elephant"}  # the demo manifest's twin
@@ -131,3 +132,59 @@ def _running_container(out: Path, module: str, run: subprocess.Popen[str], timeo
             return name
         time.sleep(0.2)
     raise AssertionError(f"{module}'s container did not run within {timeout} s")
+
+
+HEALTH_IMAGE = "edgevision-test-health:1"
+# One tiny image, three behaviours by ROLE: `crash` exits 3 at once; `sick` runs on with a failing health check;
+# `fine` runs on with a passing one. Built on the bookworm base the module images use (a local stand-in here).
+HEALTH_DOCKERFILE = """FROM python:3.11.14-slim-bookworm
+HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["sh", "-c", "test \\"$ROLE\\" != sick"]
+CMD ["sh", "-c", "echo \\"role $ROLE\\"; if [ \\"$ROLE\\" = crash ]; then exit 3; fi; exec sleep infinity"]
+"""
+
+
+@pytest.fixture(scope="module")
+def health_image(images) -> str:
+    build = ["docker", "build", "--network", "none", "-q", "-t", HEALTH_IMAGE, "-"]
+    subprocess.run(build, input=HEALTH_DOCKERFILE, text=True, capture_output=True, check=True, timeout=300)
+    return HEALTH_IMAGE
+
+
+def _health_module(role: str, restart: str) -> dict:
+    return {
+        "type": "docker",
+        "status": "running",
+        "restartPolicy": restart,
+        "settings": {"image": HEALTH_IMAGE, "createOptions": {"HostConfig": {"Init": True}}},  # tini: SIGTERM ends it
+        "env": {"ROLE": {"value": role}},
+    }
+
+
+@pytest.mark.slow
+def test_containers_restart_when_they_exit_and_not_when_unhealthy_as_edgeagent(health_image, live_run) -> None:
+    modules = {
+        "crash": _health_module("crash", "on-failure"),
+        "sick": _health_module("sick", "on-unhealthy"),
+        "fine": _health_module("fine", "always"),
+        "once": _health_module("crash", "never"),
+    }
+    run = live_run(deployment_manifest(modules, {}), containers=True)
+    sick_container = run.state()["modules"]["sick"]["container"]
+    started = ["docker", "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", sick_container]
+    first = wait_until(lambda: subprocess.run(started, capture_output=True, text=True).stdout.strip(), 30, "sick")
+
+    def settled():
+        state = run.state()["modules"]
+        return state["sick"]["health"] == "unhealthy" and state["crash"]["restarts"] >= 2 and state
+
+    state = wait_until(settled, 120, "the sick container unhealthy and the crashing one restarted twice")
+    # Exits drive restarts, by restartPolicy: on-failure restarts a container that exits 3, never does not.
+    assert state["crash"]["exitCode"] == 3 and "crash exited with 3: restarting" in run.console
+    assert state["once"]["restarts"] == 0 and state["once"]["status"] == "exited"
+    assert "once exited with 3 (restartPolicy never: not restarted)" in run.console
+    # Docker's health status is reported, not acted on: the unhealthy container is the same one, still running.
+    assert state["sick"]["restarts"] == 0 and state["sick"]["status"] == "running"
+    assert subprocess.run(started, capture_output=True, text=True).stdout.strip() == first
+    assert "sick: Docker reports its container unhealthy" in run.console
+    assert wait_until(lambda: run.state()["modules"]["fine"]["health"] == "healthy", 30, "the fine one healthy")
+    assert run.state()["modules"]["fine"]["restarts"] == 0
