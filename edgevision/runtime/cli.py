@@ -53,7 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("amd64", "arm64v8", "arm32v7"),
         help="with --containers: the platform of ${MODULES.X} images (default: this machine's)",
     )
-    run.add_argument("--check", action="store_true", help="only validate the manifest and exit")
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="only validate the manifest and exit (with --containers: also that the engine has every image)",
+    )
     run.set_defaults(func=handle)
 
 
@@ -100,8 +104,12 @@ def handle(args: argparse.Namespace) -> int:
     runtime = Runtime(options)
     if args.check:
         deployment = runtime.check()
+        images = ""
+        if args.containers:  # the engine answers and has every module's image (ContainerError names the missing)
+            plans = runtime.plan_containers(deployment)
+            images = f"; {sum(p.image is not None for p in plans.values())} images on this engine"
         modules = ", ".join(deployment.modules)
-        print(f"{manifest}: OK: {len(deployment.modules)} modules ({modules}), {len(deployment.routes)} routes")
+        print(f"{manifest}: OK: {len(deployment.modules)} modules ({modules}), {len(deployment.routes)} routes{images}")
         return 0
     code = runtime.run()
     print(f"\nrun folder: {out.resolve()}")

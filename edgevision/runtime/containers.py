@@ -125,11 +125,21 @@ def plan(
         elif spec.local.name == BLOB_STORAGE:  # no registry to pull from: its local stand-in, Azurite
             plans[spec.name] = ContainerPlan(None, notes=(f"image {tag} is not on this engine: runs as Azurite",))
         else:
-            problems.append(f"module {spec.name}: image {tag} is not on this engine")
+            problems.append(f"module {spec.name}: image {tag} is not on this engine ({how_to_get(spec.image, tag)})")
     if problems:
-        hint = f"build them with scripts/images.sh build {target}, or docker pull them"
-        raise ContainerError("; ".join(problems) + f" ({hint})")
+        raise ContainerError("; ".join(problems))
     return plans
+
+
+def how_to_get(image: str, tag: str) -> str:
+    """The command that puts a module's image on this engine: this project's images are built, others pulled."""
+    match = _TEMPLATE.fullmatch(image.strip())
+    if match is None:
+        return f"docker pull {tag}"
+    folder, platform = match.group(1), tag.rsplit("-", 1)[-1]  # amd64, arm32v7.debug, ...
+    if platform.endswith(".debug"):  # scripts/images.sh builds the release Dockerfiles only
+        return f"build it: docker build -f modules/{folder}/Dockerfile.{platform} -t {tag} ."
+    return f"build it: scripts/images.sh build {platform} {folder}"
 
 
 def _overridden(image: str, overrides: Mapping[str, Sequence[str]]) -> bool:
@@ -278,6 +288,7 @@ __all__ = [
     "ContainerPlan",
     "engine_version",
     "host_platform",
+    "how_to_get",
     "local_tag",
     "plan",
     "prepare_volume",

@@ -188,3 +188,45 @@ def test_containers_restart_when_they_exit_and_not_when_unhealthy_as_edgeagent(h
     assert "sick: Docker reports its container unhealthy" in run.console
     assert wait_until(lambda: run.state()["modules"]["fine"]["health"] == "healthy", 30, "the fine one healthy")
     assert run.state()["modules"]["fine"]["restarts"] == 0
+
+
+def test_check_with_containers_names_each_missing_image_and_the_command_that_gets_it(tmp_path: Path) -> None:
+    reason = docker_ready()
+    if reason:
+        pytest.skip(reason)
+    # A project of its own beside the manifest: its module.json names an image no engine has.
+    module_json = json.loads((ROOT / "modules" / "CameraCapture" / "module.json").read_text())
+    module_json["image"]["repository"] = "${CONTAINER_REGISTRY_ADDRESS}/edgevision-never-built"
+    (tmp_path / "modules" / "NeverBuilt").mkdir(parents=True)
+    (tmp_path / "modules" / "NeverBuilt" / "module.json").write_text(json.dumps(module_json))
+    built = _health_module("fine", "always")
+    missing = {**built, "settings": {"image": "${MODULES.NeverBuilt}", "createOptions": {}}}
+    debug = {**built, "settings": {"image": "${MODULES.NeverBuilt.debug}", "createOptions": {}}}
+    foreign = {**built, "settings": {"image": "registry.invalid/absent:1", "createOptions": {}}}
+    path = tmp_path / "deployment.json"
+    path.write_text(deployment_manifest({"missing": missing, "debug": debug, "foreign": foreign}, {}))
+    command = [sys.executable, "-m", "edgevision", "run", "--check", "--containers", "--platform", "amd64", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # the CLI's code for a one-line error
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    tag = f"edgevision-never-built:{module_json['image']['tag']['version']}-amd64"
+    assert (
+        f"module missing: image {tag} is not on this engine (build it: scripts/images.sh build amd64 NeverBuilt)"
+        in lines[0]
+    )
+    assert (
+        f"module debug: image {tag}.debug is not on this engine"
+        f" (build it: docker build -f modules/NeverBuilt/Dockerfile.amd64.debug -t {tag}.debug .)" in lines[0]
+    )
+    assert "module foreign: image registry.invalid/absent:1 is not on this engine (docker pull" in lines[0]
+
+
+@pytest.mark.slow
+def test_check_with_containers_passes_when_the_engine_has_every_image(health_image, tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    path.write_text(deployment_manifest({"fine": _health_module("fine", "always")}, {}))
+    command = [sys.executable, "-m", "edgevision", "run", "--check", "--containers", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("OK: 1 modules (fine), 0 routes; 1 images on this engine")
