@@ -179,7 +179,8 @@ def test_containers_restart_when_they_exit_and_not_when_unhealthy_as_edgeagent(h
 
     state = wait_until(settled, 120, "the sick container unhealthy and the crashing one restarted twice")
     # Exits drive restarts, by restartPolicy: on-failure restarts a container that exits 3, never does not.
-    assert state["crash"]["exitCode"] == 3 and "crash exited with 3: restarting" in run.console
+    # (its exitCode in runtime.json is None again while a restarted container runs: the console says each exit)
+    assert "crash exited with 3: restarting" in run.console
     assert state["once"]["restarts"] == 0 and state["once"]["status"] == "exited"
     assert "once exited with 3 (restartPolicy never: not restarted)" in run.console
     # Docker's health status is reported, not acted on: the unhealthy container is the same one, still running.
