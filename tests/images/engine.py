@@ -34,3 +34,11 @@ def require_engine() -> None:
     reason = docker_ready()
     if reason:
         pytest.skip(reason)
+
+
+def built_image(folder: str) -> str:
+    """The amd64 image of a module folder, built (with the others) if needed; skips where Docker cannot start."""
+    require_engine()
+    build = build_images("amd64")
+    assert build.returncode == 0, build.stderr[-3000:]
+    return image_tag(folder)

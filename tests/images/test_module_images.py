@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ROOT
-from tests.images.engine import build_images, image_tag, require_engine
+from tests.images.engine import built_image, image_tag
 from tests.models import imagegen
 
 pytestmark = pytest.mark.slow
@@ -27,10 +27,7 @@ DOG = ROOT / "edgevision" / "demo" / "media" / "photos" / "darknet" / "dog.jpg"
 
 @pytest.fixture(scope="module")
 def scorer_image() -> str:
-    require_engine()
-    build = build_images("amd64")
-    assert build.returncode == 0, build.stderr[-3000:]
-    return image_tag("ImageClassifierService")
+    return built_image("ImageClassifierService")
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port, wait_for_http, wait_until
-from tests.images.engine import build_images, image_tag, require_engine
+from tests.images.engine import built_image
 from tests.portal.conftest import PREDICTION_KEY, TRAINING_KEY, aerial_images, msrest_auth, prediction, training
 
 pytestmark = pytest.mark.slow
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def portal_image() -> str:
-    require_engine()
-    build = build_images("amd64")
-    assert build.returncode == 0, build.stderr[-3000:]
-    return image_tag("CustomVisionPortal")
+    return built_image("CustomVisionPortal")
 
 
 @dataclass
