@@ -20,7 +20,8 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictStr, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
 
 from edgevision.errors import EdgeVisionError
 
@@ -198,6 +199,48 @@ def _reason(exc: ValidationError) -> str:
     where = ".".join(str(part) for part in first["loc"]) or "body"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg']}{more}"
+
+
+# -- the scorer's answer as plain entries ---------------------------------------------------------------
+#
+# The camera reads an answer per frame, up to 1000 entries. As `Prediction` models they are 2000 objects the
+# garbage collector tracks (the model and its fields-set), which made it run full collections every few frames
+# (~1 ms a frame on 2 cores); plain dicts of strings and numbers are not tracked at all, and pydantic builds
+# them faster than the models. `read_answer` checks every field of every entry by the same rules as
+# `ImagePrediction` (the TypedDicts are made from the models' own fields, so they cannot drift) and returns
+# dicts; `as_prediction` makes the model of an entry a message carries.
+
+
+def _entries_of(model: type[Contract], **overrides: Any) -> Any:
+    """A TypedDict with `model`'s fields, types and rules (a field with a default may be absent)."""
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation = overrides.get(name, field.annotation)
+        if field.metadata:
+            annotation = Annotated[(annotation, *field.metadata)]
+        fields[name] = annotation if field.is_required() else NotRequired[annotation]
+    entries = TypedDict(f"{model.__name__}Entries", fields)  # type: ignore[operator]
+    entries.__pydantic_config__ = model.model_config  # readers ignore fields they do not know
+    return entries
+
+
+PredictionEntry = _entries_of(Prediction)
+ImagePredictionEntries = _entries_of(ImagePrediction, predictions=list[PredictionEntry])
+_ANSWER_READER = TypeAdapter(ImagePredictionEntries)
+
+
+def read_answer(data: str | bytes | bytearray) -> dict[str, Any]:
+    """The scorer's answer (JSON text) checked as an `ImagePrediction`, with its entries as plain dicts;
+    ContractError with the same one-line reason as `parse(ImagePrediction, data)` if it does not match."""
+    try:
+        return _ANSWER_READER.validate_json(data)
+    except ValidationError as exc:
+        raise ContractError(f"not a valid {ImagePrediction.__name__}: {_reason(exc)}") from None
+
+
+def as_prediction(entry: dict[str, Any]) -> Prediction:
+    """The model of an entry `read_answer` returned (already checked: built without validating again)."""
+    return Prediction.model_construct(**entry)
 
 
 # -- generated documentation --------------------------------------------------------------------------

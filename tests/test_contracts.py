@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from edgevision.contracts import (
     ErrorBody,
     ImagePrediction,
     Prediction,
+    as_prediction,
     dumps,
     encode,
     parse,
+    read_answer,
 )
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
@@ -76,31 +79,55 @@ def _changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize(
-    ("model", "path", "value", "reason"),
-    [
-        (ImagePrediction, "predictions.0.probability", 1.5, "predictions.0.probability: Input should be less than"),
-        (ImagePrediction, "predictions.0.probability", True, "predictions.0.probability: Input should be a valid"),
-        (ImagePrediction, "predictions.0.probability", "0.5", "predictions.0.probability: Input should be a valid"),
-        (ImagePrediction, "predictions.0.tagName", 3, "predictions.0.tagName: Input should be a valid string"),
-        (ImagePrediction, "predictions", {"zebra": 1}, "predictions: Input should be a valid list"),
-        (ImagePrediction, "created", "yesterday", "created: Input should be a valid datetime"),
-        (ImagePrediction, "id", ..., "id: Field required"),
-        (CameraResult, "frame", -1, "frame: Input should be greater than or equal to 0"),
-        (CameraResult, "topProbability", float("nan"), "topProbability: Input should be a finite number"),
-        (CameraResult, "modelId", ..., "modelId: Field required"),
-        (DisplayInput, "predictions", ..., "predictions: Field required"),
-        (CaptureSidecar, "matchedTag", None, "matchedTag: Input should be a valid string"),
-        (CaptureEvent, "event", "deleted", "event: Input should be 'capture'"),
-        (ErrorBody, "code", ..., "code: Field required"),
-    ],
-)
+MISMATCHES = [
+    (ImagePrediction, "predictions.0.probability", 1.5, "predictions.0.probability: Input should be less than"),
+    (ImagePrediction, "predictions.0.probability", True, "predictions.0.probability: Input should be a valid"),
+    (ImagePrediction, "predictions.0.probability", "0.5", "predictions.0.probability: Input should be a valid"),
+    (ImagePrediction, "predictions.0.tagName", 3, "predictions.0.tagName: Input should be a valid string"),
+    (ImagePrediction, "predictions", {"zebra": 1}, "predictions: Input should be a valid list"),
+    (ImagePrediction, "created", "yesterday", "created: Input should be a valid datetime"),
+    (ImagePrediction, "id", ..., "id: Field required"),
+    (CameraResult, "frame", -1, "frame: Input should be greater than or equal to 0"),
+    (CameraResult, "topProbability", float("nan"), "topProbability: Input should be a finite number"),
+    (CameraResult, "modelId", ..., "modelId: Field required"),
+    (DisplayInput, "predictions", ..., "predictions: Field required"),
+    (CaptureSidecar, "matchedTag", None, "matchedTag: Input should be a valid string"),
+    (CaptureEvent, "event", "deleted", "event: Input should be 'capture'"),
+    (ErrorBody, "code", ..., "code: Field required"),
+]
+
+
+@pytest.mark.parametrize(("model", "path", "value", "reason"), MISMATCHES)
 def test_a_mismatch_is_one_contract_error_naming_the_field(model, path: str, value: Any, reason: str) -> None:
     sample = next(s for s in SAMPLES if type(s) is model)
     with pytest.raises(ContractError) as caught:
         parse(model, _changed(encode(sample), path, value))
     message = str(caught.value)
     assert message.startswith(f"not a valid {model.__name__}: {reason}") and "\n" not in message
+
+
+def test_the_camera_s_answer_reader_checks_by_the_same_rules_as_the_model() -> None:
+    # read_answer: the scorer's answer as plain entries (no model objects per entry), the same contract
+    body = encode(ImagePrediction(**ANSWER))
+    body["predictions"] = [{**body["predictions"][0], "newField": 1}, {"tagName": "dik-dik", "probability": 0}]
+    answer = read_answer(json.dumps(body).encode())
+    assert answer["predictions"][0] == {"tagName": "zebra", "probability": 0.8, "tagId": "t1", "boundingBox": None}
+    assert [as_prediction(p) for p in answer["predictions"]] == parse(ImagePrediction, body).predictions
+    assert {k: v for k, v in answer.items() if k != "predictions"} == {
+        "id": "a1",
+        "project": "p",
+        "iteration": "i",
+        "created": WHEN,
+    }
+    wrong = [
+        json.dumps(_changed(body, path, value)) for model, path, value, _ in MISMATCHES if model is ImagePrediction
+    ]
+    for data in [*wrong, b"{not json", b"[1]", b"3", b""]:
+        with pytest.raises(ContractError) as caught:
+            read_answer(data)
+        with pytest.raises(ContractError) as expected:
+            parse(ImagePrediction, data)
+        assert str(caught.value) == str(expected.value)
 
 
 @pytest.mark.parametrize("data", [None, [], "[1]", b"{not json", "", 3])

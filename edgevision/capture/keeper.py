@@ -19,7 +19,7 @@ from edgevision.capture.frames import Prepared
 from edgevision.capture.scorer import Scored
 from edgevision.capture.settings import CaptureSettings
 from edgevision.capture.store import Capture, CaptureStore
-from edgevision.contracts import CaptureSidecar
+from edgevision.contracts import CaptureSidecar, as_prediction
 
 log = logging.getLogger("edgevision.capture")
 
@@ -100,14 +100,13 @@ class CaptureKeeper:
         """Queue the frame for storing when one of its tags matters and that tag is not cooling down."""
         if self.store is None:
             return False
-        matched = next(
-            (
-                p
-                for p in scored.predictions
-                if p.probability >= settings.capture_threshold and settings.captures(p.tagName)
-            ),
-            None,
-        )
+        matched = None
+        for entry in scored.ranked:
+            if entry["probability"] < settings.capture_threshold:
+                break  # ranked, highest first: none of the rest counts either
+            if settings.captures(entry["tagName"]):
+                matched = as_prediction(entry)
+                break
         if matched is None:
             return False
         key = matched.tagName.lower()

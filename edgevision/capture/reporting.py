@@ -6,7 +6,8 @@ Message shapes are the models in `edgevision.contracts` (field tables in docs/ar
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from edgevision.capture.scorer import Scored
 from edgevision.capture.settings import CaptureSettings, SendMode
@@ -18,6 +19,7 @@ from edgevision.contracts import (
     CaptureEvent,
     CaptureSidecar,
     Prediction,
+    as_prediction,
     encode,
 )
 from edgevision.hub import Hub
@@ -53,22 +55,21 @@ class SendPolicy:
         self._last_tag = top_tag
 
 
-def top_n(predictions: list[Prediction], n: int, keep: str | None = None) -> list[Prediction]:
-    """The first `n` predictions (0 = all), plus the one tagged `keep` if it fell outside them."""
-    if not n or len(predictions) <= n:
-        return list(predictions)
-    kept = predictions[:n]
-    if keep and all(p.tagName != keep for p in kept):
-        kept += [p for p in predictions if p.tagName == keep][:1]
-    return kept
+def top_n(ranked: Sequence[dict[str, Any]], n: int, keep: str | None = None) -> list[Prediction]:
+    """The first `n` of the ranked entries (0 = all), plus the one tagged `keep` if it fell outside them, as
+    the `Prediction` models a message carries."""
+    kept = list(ranked[:n] if n else ranked)
+    if keep and len(ranked) > len(kept) and all(p["tagName"] != keep for p in kept):
+        kept += [p for p in ranked if p["tagName"] == keep][:1]
+    return [as_prediction(p) for p in kept]
 
 
 def result_body(scored: Scored, frame: Frame, source: str, settings: CaptureSettings) -> CameraResult:
     """The `output1` body: the scorer's response (predictions cut to MESSAGE_TOP_N) plus what the frame was."""
     top = scored.top or Prediction(tagName="", probability=0.0)
     return CameraResult(
-        **{name: value for name, value in scored.response if name != "predictions"},
-        predictions=top_n(scored.predictions, settings.message_top_n),
+        **{name: value for name, value in scored.answer.items() if name != "predictions"},
+        predictions=top_n(scored.ranked, settings.message_top_n),
         topTag=top.tagName,
         topProbability=top.probability,
         source=source,
@@ -96,7 +97,7 @@ def sidecar(
         topTag=top.tagName,
         topProbability=top.probability,
         modelId=scored.model_id,
-        predictions=top_n(scored.predictions, settings.message_top_n, keep=matched.tagName),
+        predictions=top_n(scored.ranked, settings.message_top_n, keep=matched.tagName),
     )
 
 

@@ -1,20 +1,23 @@
 """The scorer as the camera sees it: one pooled HTTP session POSTing JPEG frames, answers checked.
 
 Whatever goes wrong (scorer down, slow, answering an error or something that is not a Custom Vision
-response) becomes a `ScorerError`; the frame loop counts it, backs off and carries on. The answer is read as
-the `ImagePrediction` contract; one that does not match is a `rejected` ScorerError.
+response) becomes a `ScorerError`; the frame loop counts it, backs off and carries on. The answer is checked
+against the `ImagePrediction` contract (`contracts.read_answer`: every field of every entry, the entries kept
+as plain dicts); one that does not match is a `rejected` ScorerError.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from operator import attrgetter
+from functools import cached_property
+from operator import itemgetter
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from edgevision.contracts import ContractError, ErrorBody, ImagePrediction, Prediction, parse
+from edgevision.contracts import ContractError, ErrorBody, Prediction, as_prediction, parse, read_answer
 
 CONNECT_TIMEOUT = 3.05  # a scorer that does not accept the connection within this is down, whatever the read timeout
 
@@ -32,16 +35,18 @@ class ScorerError(Exception):
 
 @dataclass
 class Scored:
-    """The scorer's answer for one frame; `predictions` sorted by probability, highest first."""
+    """The scorer's answer for one frame, as `read_answer` checked it: `answer` the fields of the
+    `ImagePrediction`, `ranked` its entries (plain dicts) sorted by probability, highest first. Only the entries
+    a message carries become `Prediction` models (`reporting.top_n`)."""
 
-    response: ImagePrediction
-    predictions: list[Prediction]
+    answer: dict[str, Any]
+    ranked: list[dict[str, Any]]
     model_id: str
     seconds: float
 
-    @property
+    @cached_property
     def top(self) -> Prediction | None:
-        return self.predictions[0] if self.predictions else None
+        return as_prediction(self.ranked[0]) if self.ranked else None
 
 
 class ScorerClient:
@@ -81,14 +86,14 @@ class ScorerClient:
                 f"HTTP {response.status_code}: {_error_detail(response)}", transient=response.status_code >= 500
             )
         try:
-            answer = parse(ImagePrediction, response.content)
+            answer = read_answer(response.content)
         except ContractError as exc:
             # the same scorer would answer the same again: a reject, not worth retrying this frame
             raise ScorerError(f"HTTP {response.status_code} but {exc}", transient=False, rejected=True) from None
-        # one C-level sort: a 1000-tag answer costs about 0.1 ms here
-        predictions = sorted(answer.predictions, key=attrgetter("probability"), reverse=True)
-        model_id = response.headers.get("X-Model-Id") or answer.iteration or answer.project
-        return Scored(answer, predictions, model_id, seconds)
+        # one C-level sort: a 1000-tag answer costs about 0.05 ms here
+        ranked = sorted(answer["predictions"], key=itemgetter("probability"), reverse=True)
+        model_id = response.headers.get("X-Model-Id") or answer["iteration"] or answer["project"]
+        return Scored(answer, ranked, model_id, seconds)
 
     def close(self) -> None:
         self._session.close()

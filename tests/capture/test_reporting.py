@@ -71,5 +71,8 @@ def test_interval_mode_sends_on_a_schedule_whatever_the_tags() -> None:
     ("n", "keep", "expected"), [(2, None, ["a", "b"]), (2, "d", ["a", "b", "d"]), (0, None, list("abcd"))]
 )
 def test_top_n_keeps_the_matched_tag(n: int, keep: str | None, expected: list[str]) -> None:
-    predictions = [Prediction(tagName=t, probability=p) for t, p in zip("abcd", (0.5, 0.3, 0.15, 0.05), strict=True)]
-    assert [p.tagName for p in top_n(predictions, n, keep)] == expected
+    ranked = [{"tagName": t, "probability": p} for t, p in zip("abcd", (0.5, 0.3, 0.15, 0.05), strict=True)]
+    kept = top_n(ranked, n, keep)
+    assert [p.tagName for p in kept] == expected
+    # the models a message carries, with the defaults of fields the entries left out
+    assert kept[0] == Prediction(tagName="a", probability=0.5, tagId="", boundingBox=None)

@@ -14,11 +14,11 @@ def test_a_real_answer_is_sorted_and_carries_the_model_id(scoring_service: Scori
     client = ScorerClient(f"{scoring_service.url}/image", params={"application": "camera"}, timeout=30)
     scored = client.score(DOG.read_bytes())
     client.close()
-    probabilities = [p.probability for p in scored.predictions]
-    assert probabilities == sorted(probabilities, reverse=True)
+    probabilities = [p["probability"] for p in scored.ranked]
+    assert len(probabilities) == 1000 and probabilities == sorted(probabilities, reverse=True)
     assert scored.top is not None and scored.top.tagName == "malamute"
     assert scored.model_id == model_id
-    assert scored.response.predictions and scored.response.created.tzinfo is not None
+    assert scored.answer["predictions"] and scored.answer["created"].tzinfo is not None
 
 
 @pytest.mark.parametrize(
