@@ -30,6 +30,7 @@ from edgevision.capture.frames import encode_jpeg
 from edgevision.capture.sources import Frame
 from edgevision.contracts import ErrorBody, encode
 from edgevision.errors import EdgeVisionError
+from edgevision.keyguard import KeyGuard, refusal_message
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -84,9 +85,7 @@ class ViewerAuth:
     def key_matches(self, given: str) -> bool:
         return hmac.compare_digest(given.encode(), self._key)
 
-    def allows(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
-        if KEY_HEADER in headers:
-            return self.key_matches(headers[KEY_HEADER])
+    def session_valid(self, cookies: Mapping[str, str]) -> bool:
         return hmac.compare_digest(cookies.get(SESSION_COOKIE, "").encode(), self.token.encode())
 
 
@@ -205,7 +204,7 @@ LOGIN_PAGE = """<!doctype html>
 <body><h1>Live viewer</h1>
 <form method="post" action="/login"><label>Viewer key <input type="password" name="key" autofocus required></label>
 <button type="submit">Open</button></form>
-{% if wrong %}<p id="wrong">Wrong key.</p>{% endif %}
+{% if message %}<p id="wrong">{{ message }}</p>{% endif %}
 </body></html>
 """
 
@@ -299,26 +298,55 @@ def prometheus_text(status: Mapping[str, Any]) -> str:
 def _require_key(app: Flask, auth: ViewerAuth) -> None:
     from flask import Response, jsonify, redirect, render_template_string, request
 
-    def login_page(wrong: bool) -> Response:
-        return Response(render_template_string(LOGIN_PAGE, wrong=wrong), status=401, mimetype="text/html")
+    guard = KeyGuard()  # an address that keeps giving wrong keys waits (edgevision.keyguard)
+
+    def login_page(message: str = "", status: int = 401) -> Response:
+        page = render_template_string(LOGIN_PAGE, message=message)
+        return Response(page, status=status, mimetype="text/html")
+
+    def refused(wait: int) -> Response:
+        if request.path == "/login":
+            response = login_page(refusal_message(wait).capitalize() + ".", status=429)
+        else:
+            response = jsonify(encode(ErrorBody(code="TooManyRequests", message=refusal_message(wait))))
+            response.status_code = 429
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    def key_given(given: str) -> bool:
+        if auth.key_matches(given):
+            guard.succeeded(request.remote_addr)
+            return True
+        guard.failed(request.remote_addr)
+        return False
 
     @app.before_request
     def check() -> Response | tuple[Response, int] | None:
-        if request.path == "/login" or auth.allows(request.headers, request.cookies):
+        giving_key = KEY_HEADER in request.headers or (request.path == "/login" and request.method == "POST")
+        wait = guard.retry_after(request.remote_addr) if giving_key else None
+        if wait is not None:
+            return refused(wait)
+        if request.path == "/login":
             return None
-        if request.path == "/" and KEY_HEADER not in request.headers:
-            return login_page(wrong=False)
-        reason = "wrong" if KEY_HEADER in request.headers else f"missing: log in at /login or send {KEY_HEADER}"
-        return jsonify(encode(ErrorBody(code="Unauthorized", message=f"the viewer key is {reason}"))), 401
+        if KEY_HEADER in request.headers:
+            if key_given(request.headers[KEY_HEADER]):
+                return None
+            return jsonify(encode(ErrorBody(code="Unauthorized", message="the viewer key is wrong"))), 401
+        if auth.session_valid(request.cookies):
+            return None
+        if request.path == "/":
+            return login_page()
+        message = f"the viewer key is missing: log in at /login or send {KEY_HEADER}"
+        return jsonify(encode(ErrorBody(code="Unauthorized", message=message))), 401
 
     @app.get("/login")
     def login_form() -> Response:
-        return login_page(wrong=False)
+        return login_page()
 
     @app.post("/login")
     def login() -> Response:
-        if not auth.key_matches(request.form.get("key", "")):
-            return login_page(wrong=True)
+        if not key_given(request.form.get("key", "")):
+            return login_page("Wrong key.")
         response = redirect("/", code=303)
         response.set_cookie(
             SESSION_COOKIE, auth.token, max_age=SESSION_DAYS * 86400, httponly=True, samesite="Strict", path="/"

@@ -6,7 +6,6 @@ Every prediction route (export container aliases and the cloud v3.0/v3.1 routes)
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from edgevision import __version__
+from edgevision.classifier.auth import require_key
 from edgevision.classifier.errors import ApiError, bad_request
 from edgevision.classifier.fetch import fetch_image
 from edgevision.classifier.forms import ImageRequest, form_field_bytes
@@ -27,6 +27,7 @@ from edgevision.classifier.registry import ModelRegistry
 from edgevision.classifier.response import PredictionWriter
 from edgevision.classifier.settings import ClassifierSettings
 from edgevision.contracts import dumps
+from edgevision.keyguard import KeyGuard
 from edgevision.models import ImageDecodeError, ImageModel, decode_image, load_model
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ HTTP_CODES = {
     405: "MethodNotAllowed",
     413: "BadRequestImageSizeBytes",
     415: "UnsupportedMediaType",
+    429: "TooManyRequests",
 }
 
 
@@ -260,16 +262,14 @@ def _too_large(limit: int) -> ApiError:
 def _register_hooks(app: Flask, service: ClassifierService) -> None:
     key = service.settings.prediction_key.get_secret_value().encode() if service.settings.prediction_key else None
     metrics = service.metrics
+    guard = KeyGuard()
 
     @app.before_request
     def check_key() -> None:
         g.started = time.perf_counter()
         if key is None or request.endpoint not in PREDICTION_ENDPOINTS:
             return
-        given = request.headers.get("Prediction-Key", "").encode()
-        if not hmac.compare_digest(given, key):
-            reason = "missing" if not given else "wrong"
-            raise ApiError(401, "Unauthorized", f"the Prediction-Key header is {reason}")
+        require_key("Prediction-Key", key, guard)
 
     @app.after_request
     def record(response: Response) -> Response:
@@ -283,7 +283,7 @@ def _register_hooks(app: Flask, service: ClassifierService) -> None:
         metrics.errors.labels(error.code).inc()
         if error.status >= 500:
             log.error("%s %s -> %s %s", request.method, request.path, error.status, error.message)
-        return Response(dumps(error.body()), status=error.status, mimetype="application/json")
+        return Response(dumps(error.body()), status=error.status, mimetype="application/json", headers=error.headers)
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:

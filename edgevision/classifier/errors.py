@@ -9,11 +9,12 @@ from edgevision.errors import EdgeVisionError
 class ApiError(EdgeVisionError):
     """A request the service refuses; `code` follows Custom Vision's error codes."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
     def body(self) -> ErrorBody:
         return ErrorBody(code=self.code, message=self.message)

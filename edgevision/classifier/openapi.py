@@ -46,6 +46,11 @@ PREDICTION_RESPONSES = {
     "401": {"description": "Missing or wrong Prediction-Key.", "content": {"application/json": {"schema": ERROR}}},
     "413": {"description": "Image over MAX_IMAGE_BYTES.", "content": {"application/json": {"schema": ERROR}}},
     "415": {"description": "Unsupported content type.", "content": {"application/json": {"schema": ERROR}}},
+    "429": {
+        "description": "Too many wrong Prediction-Keys from this address of late.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until it may try again."}},
+        "content": {"application/json": {"schema": ERROR}},
+    },
 }
 SIMPLE = {
     "index": ("Short description of the service.", "text/plain", {"type": "string"}),

@@ -19,7 +19,9 @@ from werkzeug.exceptions import HTTPException
 
 from edgevision import __version__
 from edgevision.classifier.app import HTTP_CODES, CloudPaths
+from edgevision.classifier.auth import require_key
 from edgevision.classifier.forms import ImageRequest, form_field_bytes
+from edgevision.keyguard import KeyGuard
 from edgevision.portal import pages, shapes
 from edgevision.portal.db import UnstorableValue
 from edgevision.portal.errors import ApiError, bad_request, not_found
@@ -37,6 +39,7 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
     portal = portal or Portal(settings)
     iterations = Iterations(portal)
     keys = {"training": settings.key("training"), "prediction": settings.key("prediction")}
+    guards = {"training": KeyGuard(), "prediction": KeyGuard()}  # the pages' login guesses the training key too
     app = Flask(__name__)
     app.request_class = ImageRequest
     app.json.sort_keys = False
@@ -52,9 +55,9 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
     training = Blueprint("training", __name__, url_prefix=TRAINING_PREFIX)
     _training_routes(training, portal, iterations)
     app.register_blueprint(training)
-    _prediction_routes(app, portal, iterations, predictors, keys["prediction"])
+    _prediction_routes(app, portal, iterations, predictors, keys["prediction"], guards["prediction"])
     _file_routes(app, portal, iterations, keys["training"])
-    app.register_blueprint(pages.create_blueprint(keys["training"]))
+    app.register_blueprint(pages.create_blueprint(keys["training"], guards["training"]))
 
     @app.before_request
     def authenticate() -> None:
@@ -63,7 +66,7 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
             pages.refuse_other_sites(keyless=keys["training"] is None, loopback=settings.loopback_only)
         if request.blueprint == "training" and keys["training"] is not None:
             if "Training-Key" in request.headers:  # scripts and the SDK: the key, no cookie, no CSRF token
-                _require_key("Training-Key", keys["training"])
+                require_key("Training-Key", keys["training"], guards["training"])
             else:  # the pages: the login's session cookie, and a CSRF token on writes
                 pages.require_session(keys["training"])
 
@@ -74,12 +77,6 @@ def create_app(settings: PortalSettings, portal: Portal | None = None) -> Flask:
     _error_handlers(app)
     app.wsgi_app = CloudPaths(app.wsgi_app, CLOUD_PREFIX)  # type: ignore[method-assign]
     return app
-
-
-def _require_key(header: str, key: bytes) -> None:
-    given = request.headers.get(header, "").encode()  # header names are case-insensitive
-    if not hmac.compare_digest(given, key):
-        raise ApiError(401, "Unauthorized", f"the {header} header is {'wrong' if given else 'missing'}")
 
 
 # -- request helpers -------------------------------------------------------------------------------------------
@@ -483,10 +480,12 @@ class _Predictors:
             self.iterations.store_prediction(project_id, made.image, json.loads(made.body), made.application, "api")
 
 
-def _prediction_routes(app: Flask, portal: Portal, iterations: Iterations, predictors: _Predictors, key) -> None:
+def _prediction_routes(
+    app: Flask, portal: Portal, iterations: Iterations, predictors: _Predictors, key: bytes | None, guard: KeyGuard
+) -> None:
     def predict(version, project_id, name, kind, nostore=""):
         if key is not None:
-            _require_key("Prediction-Key", key)
+            require_key("Prediction-Key", key, guard)
         project = portal.project_row(project_id)
         if iterations.published(project["id"], name) is None:
             raise not_found("NotFound", f"no iteration of project {project['id']} is published as {name!r}")
@@ -542,7 +541,7 @@ def _error_handlers(app: Flask) -> None:
         if error.status >= 500:
             log.error("%s %s -> %s %s", request.method, request.path, error.status, error.message)
         body = json.dumps({"code": error.code, "message": error.message})
-        return Response(body, status=error.status, mimetype="application/json")
+        return Response(body, status=error.status, mimetype="application/json", headers=error.headers)
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:

@@ -12,6 +12,7 @@ import requests
 
 from edgevision.capture.viewer import KEY_HEADER, SESSION_COOKIE
 from edgevision.demo.slideshow import Slideshow
+from edgevision.keyguard import ATTEMPTS, WINDOW_SECONDS
 from tests.capture.conftest import ModuleProcess
 from tests.conftest import free_port, wait_until
 
@@ -128,3 +129,21 @@ def test_login_sets_an_httponly_session_cookie(keyed: str) -> None:
 
     forged = requests.get(f"{keyed}/api/status", cookies={SESSION_COOKIE: "0" * 64}, timeout=10)
     assert forged.status_code == 401
+
+
+def test_wrong_keys_lock_the_address_out_even_for_the_right_key(start_viewer) -> None:
+    _, port = start_viewer(VIEWER_KEY=KEY)  # a viewer of its own: the refusals would reach the other tests
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: answers(url), 30, "the keyed viewer answering")
+    for _ in range(ATTEMPTS // 2):
+        assert requests.post(f"{url}/login", data={"key": "guess"}, timeout=10).status_code == 401
+    for _ in range(ATTEMPTS - ATTEMPTS // 2):
+        assert requests.get(f"{url}/api/status", headers={KEY_HEADER: "guess"}, timeout=10).status_code == 401
+
+    page = requests.post(f"{url}/login", data={"key": KEY}, allow_redirects=False, timeout=10)
+    assert page.status_code == 429 and "Too many wrong keys from this address" in page.text
+    assert SESSION_COOKIE not in page.cookies
+    api = requests.get(f"{url}/api/status", headers={KEY_HEADER: KEY}, timeout=10)
+    assert api.status_code == 429 and api.json()["code"] == "TooManyRequests"
+    assert 0 < int(api.headers["Retry-After"]) <= WINDOW_SECONDS
+    assert requests.get(f"{url}/login", timeout=10).status_code == 401  # the form itself still shows

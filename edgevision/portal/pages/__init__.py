@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 
+from edgevision.classifier.auth import refuse_if_guessing
+from edgevision.keyguard import KeyGuard
 from edgevision.portal.errors import ApiError, bad_request
 
 COOKIE = "edgevision_portal_session"
@@ -91,7 +93,7 @@ def refuse_other_sites(keyless: bool, loopback: bool) -> None:
         raise ApiError(403, "Forbidden", f"this portal answers only to a loopback address, not to {host!r}")
 
 
-def create_blueprint(key: bytes | None) -> Blueprint:
+def create_blueprint(key: bytes | None, guard: KeyGuard) -> Blueprint:
     bp = Blueprint("pages", __name__)
 
     def page(body: bytes, mimetype: str) -> Response:
@@ -119,9 +121,11 @@ def create_blueprint(key: bytes | None) -> Blueprint:
     def login() -> Response:
         if key is None:
             return _json({"loginRequired": False, "authenticated": True, "csrfToken": None})
-        given = _login_key()
-        if not hmac.compare_digest(given.encode(), key):
+        address = refuse_if_guessing(guard)
+        if not hmac.compare_digest(_login_key().encode(), key):
+            guard.failed(address)
             raise ApiError(401, "Unauthorized", "that is not this portal's training key")
+        guard.succeeded(address)
         token = new_session(key)
         response = _json({"loginRequired": True, "authenticated": True, "csrfToken": csrf_token(key, token)})
         response.set_cookie(
