@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +119,7 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     log_in(page, portal)
     page.fill("#project-name", "aerial")
     page.fill("#project-description", "land use from the air")
+    page.select_option("#project-domain", label="General (compact)")  # exportable, for the Int8 export below
     shot(page, "projects")
     page.click("#create-project")
     page.wait_for_selector("#upload-files")
@@ -223,10 +226,24 @@ def test_the_ranger_creates_uploads_tags_trains_tunes_publishes_and_moves_a_pred
     )
     assert count.json() == 19
 
-    # unpublish from the performance page
+    # the images trained in Iteration1: the 18 uploaded, not the prediction moved in after it
+    page.click("#tab-images")
+    page.wait_for_selector("#page:has-text('19 images')")
+    page.select_option("#filter-iteration", label="in Iteration 1")
+    page.wait_for_selector("#page:has-text('18 images')")
+
+    # unpublish from the performance page, then export the iteration as int8 ONNX from the same page
     page.click("#tab-performance")
     page.click("#unpublish")
     page.wait_for_selector("#publish-button")
+    page.select_option("#export-flavor", "Int8")
+    page.click("#export-onnx")
+    link = page.wait_for_selector("#exports a:has-text('ONNX Int8')", timeout=180_000)
+    download = requests.get(link.get_attribute("href") or "", timeout=60)  # a signed link: no key needed
+    assert download.status_code == 200, download.text
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        assert "Quantization" in archive.read("cvexport.manifest").decode()
+        assert {"labels.txt", "model.onnx"} <= set(archive.namelist())
 
 
 @pytest.mark.slow
