@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgevision.portal.settings import PortalSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     portal.add_argument(
         "--insecure", action="store_true", default=None, help="allow listening beyond loopback without keys"
     )
+    portal.add_argument(
+        "--copy-to",
+        metavar="TARGET",
+        help="copy this portal's rows (SQLite in --data, or --database) into TARGET, a new postgresql:// database"
+        " or SQLite file, then exit; then run the portal with --database TARGET on the same --data",
+    )
     portal.set_defaults(func=run_portal)
 
 
@@ -40,5 +51,30 @@ def run_portal(args: argparse.Namespace) -> int:
         published_dir=args.published,
         insecure=args.insecure,
     )
+    if args.copy_to:
+        return copy_database(settings, args.copy_to)
     serve(settings)
+    return 0
+
+
+def copy_database(settings: PortalSettings, target_text: str) -> int:
+    from edgevision.portal.copy import copy_rows, open_target
+    from edgevision.portal.db import DatabaseError, open_database, redacted
+
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    if url is None and not (settings.data_dir / "portal.db").is_file():
+        raise DatabaseError(f"no portal database in {settings.data_dir} (give --data, or --database for PostgreSQL)")
+    own = url or str((settings.data_dir / "portal.db").resolve())
+    if target_text == own or (url is None and Path(target_text).resolve() == Path(own)):
+        raise DatabaseError("--copy-to names the portal's own database: give a new one")
+    source = open_database(url, settings.data_dir)
+    target = open_target(target_text)
+    try:
+        copied = copy_rows(source, target)
+    finally:
+        source.close()
+        target.close()
+    counts = ", ".join(f"{count} {table}" for table, count in copied.items() if count)
+    shown = redacted(target_text)
+    print(f"copied {counts or 'no rows'} into {shown}; now run the portal with --database on this --data")
     return 0
