@@ -2,10 +2,13 @@
 capture) with the real scorer in the loop, against the scorer alone on the same JPEG frames, in one run;
 and the peak RSS of the capture process.
 
-    .venv/bin/python bench/bench_capture.py [--video clip.avi] [--frames 200] [--rounds 5]
+    .venv/bin/python bench/bench_capture.py [--video clip.avi] [--frames 200] [--rounds 5] [--other CHECKOUT]
 
 The default clip is a Motion-JPEG slideshow of the bundled photos (frames go out as stored); pass
-`--video ../shared/media/video/vtest.avi` (MPEG-4) for the decode + re-encode path.
+`--video ../shared/media/video/vtest.avi` (MPEG-4) for the decode + re-encode path. `--other` also runs the
+capture module of another checkout of edgevision (an older commit, say) in every round, against the same
+scorer, the two loops in alternating order (ABBA), and compares them; the capture process's CPU per frame is
+taken from /proc between 10 % and 90 % of the frames (start-up excluded).
 
 Targets: loop >= 0.9x the scorer alone; capture process peak RSS <= 120 MB.
 """
@@ -97,11 +100,22 @@ def peak_rss_mb(pid: int) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
-def capture_loop(url: str, video: Path, frames: int, workdir: Path) -> tuple[float, list[float], float]:
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def capture_loop(
+    url: str, video: Path, frames: int, workdir: Path, root: Path = ROOT
+) -> tuple[float, list[float], float, float]:
     """Frames/s of the module's own loop over the clip (from its summary line), the milliseconds of each
-    frame (VERBOSE timings), and the process's peak RSS, MB."""
+    frame (VERBOSE timings), the process's peak RSS, MB, and its CPU ms per frame in the steady state."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("IOTEDGE_")},
+        "PYTHONPATH": str(root),  # the edgevision of `root`, whatever is installed
         "VIDEO_PATH": str(video),
         "LOOP_VIDEO": "false",
         "IMAGE_PROCESSING_ENDPOINT": url,
@@ -114,11 +128,15 @@ def capture_loop(url: str, video: Path, frames: int, workdir: Path) -> tuple[flo
     }
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "capture.log"
+    samples: list[tuple[int, float]] = []  # (frames logged so far, CPU seconds of the process)
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "edgevision", "capture"], cwd=ROOT, env=env, stderr=out)
+        process = subprocess.Popen([sys.executable, "-m", "edgevision", "capture"], cwd=root, env=env, stderr=out)
         peak = 0.0
         while process.poll() is None:
             peak = max(peak, peak_rss_mb(process.pid) or 0.0)
+            cpu = cpu_seconds(process.pid)
+            if cpu is not None:
+                samples.append((log.read_bytes().count(b" loop "), cpu))
             time.sleep(0.05)
     text = log.read_text()
     match = FINISHED.search(text)
@@ -127,7 +145,10 @@ def capture_loop(url: str, video: Path, frames: int, workdir: Path) -> tuple[flo
     handled, scored, errors, seconds = int(match[1]), int(match[2]), int(match[3]), float(match[4])
     if errors or scored != handled or handled != frames:
         raise SystemExit(f"unexpected run: {handled} frames, {scored} scored, {errors} errors (wanted {frames})")
-    return handled / seconds, [float(ms) for ms in LOOP_MS.findall(text)], peak
+    first = next(s for s in samples if s[0] >= frames * 0.1)
+    last = [s for s in samples if s[0] <= frames * 0.9][-1]
+    cpu_ms = (last[1] - first[1]) * 1000 / max(1, last[0] - first[0])
+    return handled / seconds, [float(ms) for ms in LOOP_MS.findall(text)], peak, cpu_ms
 
 
 def main() -> int:
@@ -135,7 +156,11 @@ def main() -> int:
     parser.add_argument("--video", type=Path, help="clip to play, whole (default: a slideshow of the bundled photos)")
     parser.add_argument("--frames", type=int, default=200, help="frames of the default slideshow (default 200)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported")
+    parser.add_argument("--other", type=Path, help="another edgevision checkout whose capture loop runs too")
     args = parser.parse_args()
+    other = args.other.resolve() if args.other else None
+    if other is not None and not (other / "edgevision" / "capture").is_dir():
+        raise SystemExit(f"{other}: not an edgevision checkout")
 
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
         workdir = Path(tmp)
@@ -153,16 +178,30 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}/image"
         try:
             scorer_alone(url, frames[:20])  # warm-up: model, sockets, caches
-            alone, loop, rss, alone_ms, loop_ms = [], [], [], [], []
+            alone, loop, rss, alone_ms, loop_ms, cpu = [], [], [], [], [], []
+            theirs: list[tuple[float, float, float]] = []  # --other: frames/s, median loop ms, CPU ms/frame
             for round_ in range(args.rounds):
                 fps, times = scorer_alone(url, frames)
                 alone.append(fps)
                 alone_ms += times
-                fps, times, peak = capture_loop(url, video, len(frames), workdir / f"round{round_}")
-                loop.append(fps)
-                loop_ms += times
-                rss.append(peak)
-                print(f"round {round_ + 1}: scorer alone {alone[-1]:.1f}, loop {fps:.1f} frames/s; RSS {peak:.0f} MB")
+                mine_first = round_ % 2 == 0  # ABBA: neither loop always runs right after the scorer alone
+                for which in ("mine", "other") if mine_first else ("other", "mine"):
+                    if which == "other" and other is None:
+                        continue
+                    root = ROOT if which == "mine" else other
+                    fps, times, peak, cpu_ms = capture_loop(url, video, len(frames), workdir / f"{which}{round_}", root)
+                    if which == "other":
+                        theirs.append((fps, statistics.median(times), cpu_ms))
+                        print(f"round {round_ + 1}: other loop {fps:.1f} frames/s, CPU {cpu_ms:.2f} ms/frame")
+                        continue
+                    loop.append(fps)
+                    loop_ms += times
+                    rss.append(peak)
+                    cpu.append(cpu_ms)
+                    print(
+                        f"round {round_ + 1}: scorer alone {alone[-1]:.1f}, loop {fps:.1f} frames/s;"
+                        f" CPU {cpu_ms:.2f} ms/frame; RSS {peak:.0f} MB"
+                    )
         finally:
             scorer.terminate()
             scorer.wait(10)
@@ -172,8 +211,8 @@ def main() -> int:
     ratio = statistics.median(ratios)
     height, width = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR).shape[:2]
     print()
-    cpu = platform.processor() or platform.machine()
-    print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, OpenCV {cv2.__version__}")
+    processor = platform.processor() or platform.machine()
+    print(f"machine: {os.cpu_count()} cores, {processor}, Python {platform.python_version()}, OpenCV {cv2.__version__}")
     how = "Motion-JPEG, sent as stored" if passthrough else "decoded, re-encoded at JPEG quality 90"
     print(f"clip: {(args.video or video).name}, {len(frames)} frames of {width} x {height} ({how})")
     print(f"| measurement | frames/s (median of {args.rounds}) |")
@@ -185,7 +224,20 @@ def main() -> int:
     per_alone, per_loop = statistics.median(alone_ms), statistics.median(loop_ms)
     print(f"| median ms per frame: scorer alone / loop | {per_alone:.1f} / {per_loop:.1f} |")
     print(f"| frames/s from those medians, loop / scorer alone (target >= 0.9) | {per_alone / per_loop:.2f}x |")
+    print(f"| capture process CPU per frame (median) | {statistics.median(cpu):.2f} ms |")
     print(f"| capture process peak RSS (target <= 120 MB) | {max(rss):.0f} MB |")
+    if theirs:
+        print()
+        print(f"| {ROOT.name} vs --other {other.name}, same scorer | this checkout | other |")
+        print("|---|---|---|")
+        paired = statistics.median(y / x[0] for x, y in zip(theirs, loop, strict=True))
+        print(f"| loop frames/s (median) | {b:.1f} | {statistics.median(t[0] for t in theirs):.1f} |")
+        print(
+            f"| median ms per frame (VERBOSE loop) | {per_loop:.1f} | {statistics.median(t[1] for t in theirs):.1f} |"
+        )
+        their_cpu = statistics.median(t[2] for t in theirs)
+        print(f"| CPU ms per frame (median) | {statistics.median(cpu):.2f} | {their_cpu:.2f} |")
+        print(f"| this / other frames/s, median of the paired rounds | {paired:.2f}x | |")
     return 0 if per_alone / per_loop >= 0.9 and max(rss) <= 120 else 1
 
 
