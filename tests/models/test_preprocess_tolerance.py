@@ -7,7 +7,6 @@ the real Custom Vision exports: the largest probability difference <= 0.02 and t
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
